@@ -1,0 +1,38 @@
+//! The domain of stead: tenants, realms, clients, subjects and scopes; the
+//! token service that validates a request and then issues a token; signing
+//! keys; client-secret verification; the provisioning file; and the `Store`
+//! trait that storage backends implement. Free of HTTP and SQL.
+
+pub mod directory;
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod master_key;
+pub mod model;
+pub mod provision;
+pub mod request;
+pub mod secret;
+pub mod service;
+pub mod store;
+
+pub use directory::{Directory, DirectoryHandle, TenantEntry};
+pub use error::OAuthError;
+pub use keys::{SigningAlg, SigningKey};
+pub use master_key::MasterKey;
+pub use model::{Client, Customer, Scope, Subject, Tenant, User};
+pub use request::{Credentials, TokenRequest};
+pub use secret::{SecretHasher, SecretString};
+pub use service::{IssuedToken, TokenService};
+pub use store::{Store, StoreError};
+
+/// Seconds since the Unix epoch, the unit of every time in the domain.
+pub type UnixTime = i64;
+
+/// The current time. Domain functions take `now` as a parameter so tests
+/// control time without sleeping.
+pub fn now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,317 @@
+//! The token service: validate a request into a [`Grant`], then issue it.
+//! The order of the checks follows RFC 6749: request syntax and grant type,
+//! client authentication (§2.3.1), the client's right to the realm, the
+//! subject parameters, the scope (§3.3), and finally the subject itself.
+
+use crate::directory::{DirectoryHandle, TenantEntry};
+use crate::error::OAuthError;
+use crate::jwt;
+use crate::model::{fold_case, Client, Customer, Subject, DEFAULT_TOKEN_TTL};
+use crate::provision::{is_scope_token, is_valid_email};
+use crate::request::{Credentials, TokenRequest};
+use crate::secret::SecretHasher;
+use crate::store::{Store, StoreError};
+use crate::UnixTime;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use std::sync::Arc;
+use stead_proto::{Actor, Claims, ErrorCode, RealmKind, RealmPath, TokenResponse};
+
+/// What is known about a request as it is processed, for its log line and
+/// audit record, whether it succeeds or not.
+#[derive(Debug, Default, Clone)]
+pub struct RequestContext {
+    pub client_id: Option<String>,
+    pub subject_id: Option<String>,
+    /// The identifier the caller gave (username, user id or email).
+    pub subject_given: Option<String>,
+    pub requested_scope: Option<String>,
+    pub granted_scope: Option<String>,
+    pub jti: Option<String>,
+}
+
+/// A fully validated request: everything issuing needs, nothing it must check.
+#[derive(Debug)]
+pub struct Grant {
+    pub tenant: Arc<TenantEntry>,
+    pub realm: RealmPath,
+    pub client_id: String,
+    pub subject: Subject,
+    pub scopes: Vec<String>,
+    pub ttl: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub response: TokenResponse,
+    pub claims: Claims,
+}
+
+pub struct TokenService {
+    directory: Arc<DirectoryHandle>,
+    store: Arc<dyn Store>,
+    hasher: SecretHasher,
+    base_url: String,
+}
+
+impl TokenService {
+    pub fn new(directory: Arc<DirectoryHandle>, store: Arc<dyn Store>, hasher: SecretHasher, base_url: String) -> Self {
+        TokenService { directory, store, hasher, base_url: base_url.trim_end_matches('/').to_owned() }
+    }
+
+    pub fn directory(&self) -> &DirectoryHandle {
+        &self.directory
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The tenant of a realm, or `not_found` (SPEC §1: 404).
+    pub fn tenant(&self, realm: &RealmPath) -> Result<Arc<TenantEntry>, OAuthError> {
+        self.directory
+            .get()
+            .tenant(&realm.tenant)
+            .cloned()
+            .ok_or_else(|| OAuthError::new(ErrorCode::NotFound, "unknown tenant"))
+    }
+
+    /// Validates and issues in one call.
+    pub async fn token(
+        &self,
+        realm: &RealmPath,
+        request: TokenRequest,
+        now: UnixTime,
+        ctx: &mut RequestContext,
+    ) -> Result<IssuedToken, OAuthError> {
+        let grant = self.validate(realm, request, ctx).await?;
+        let issued = self.issue(&grant, now);
+        ctx.jti = Some(issued.claims.jti.clone());
+        Ok(issued)
+    }
+
+    pub async fn validate(
+        &self,
+        realm: &RealmPath,
+        req: TokenRequest,
+        ctx: &mut RequestContext,
+    ) -> Result<Grant, OAuthError> {
+        let tenant = self.tenant(realm)?;
+        ctx.client_id = req.credentials.client_id().map(str::to_owned);
+        ctx.requested_scope = req.scope.clone();
+
+        // RFC 6749 §4.3.2: grant_type is required and must be "password".
+        match req.grant_type.as_deref() {
+            None => return Err(OAuthError::invalid_request("grant_type is required")),
+            Some("password") => {}
+            Some(_) => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    "this endpoint supports only grant_type=password",
+                ))
+            }
+        }
+
+        let client = self.authenticate(&tenant, &req.credentials)?;
+
+        // SPEC §2: a client acts only in the realms it was granted.
+        if !client.realms.contains(realm.kind) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("this client is not allowed to act for {}s", realm.kind.as_str()),
+            ));
+        }
+
+        let lookup = subject_lookup(realm, &req)?;
+        ctx.subject_given = Some(lookup.given().to_owned());
+
+        let scopes = grant_scopes(&tenant, client, req.scope.as_deref())?;
+
+        let subject = self.find_subject(&tenant, lookup).await?;
+        if !subject.enabled() {
+            return Err(OAuthError::invalid_grant("the subject is unknown or disabled"));
+        }
+        ctx.subject_id = Some(subject.id().to_owned());
+        ctx.granted_scope = Some(scopes.join(" "));
+
+        let ttl = client
+            .token_ttl_seconds
+            .or(tenant.tenant.token_ttl_seconds)
+            .unwrap_or(DEFAULT_TOKEN_TTL);
+        Ok(Grant { client_id: client.id.clone(), tenant, realm: realm.clone(), subject, scopes, ttl })
+    }
+
+    /// RFC 6749 §2.3.1. Every failure gives the same `invalid_client`, and an
+    /// unknown id costs the same hashing as a wrong secret.
+    fn authenticate<'t>(&self, tenant: &'t TenantEntry, credentials: &Credentials) -> Result<&'t Client, OAuthError> {
+        let (client_id, secret) = match credentials {
+            Credentials::Both => {
+                return Err(OAuthError::invalid_request(
+                    "use either HTTP Basic or client_id/client_secret in the body, not both",
+                ))
+            }
+            Credentials::None | Credentials::MalformedBasic => return Err(OAuthError::invalid_client()),
+            Credentials::Basic { client_id, secret } => (client_id, Some(secret)),
+            Credentials::Body { client_id, secret } => (client_id, secret.as_ref()),
+        };
+        let client = tenant.clients.get(client_id.as_str());
+        let verified = match secret {
+            Some(secret) => self.hasher.verify(secret.expose(), client.map(|c| c.secret_hashes.as_slice())),
+            None => false,
+        };
+        match client {
+            Some(c) if verified && c.enabled => Ok(c),
+            _ => Err(OAuthError::invalid_client()),
+        }
+    }
+
+    async fn find_subject(&self, tenant: &TenantEntry, lookup: SubjectLookup<'_>) -> Result<Subject, OAuthError> {
+        let t = &tenant.tenant.id;
+        let unknown = || OAuthError::invalid_grant("the subject is unknown or disabled");
+        match lookup {
+            SubjectLookup::User { username, userid } => {
+                let by_name = match username {
+                    Some(name) => Some(self.store.user_by_username(t, &fold_case(name)).await.map_err(storage)?),
+                    None => None,
+                };
+                let by_id = match userid {
+                    Some(id) => Some(self.store.user_by_id(t, id).await.map_err(storage)?),
+                    None => None,
+                };
+                match (by_name, by_id) {
+                    (Some(Some(a)), Some(Some(b))) if a.id != b.id => Err(OAuthError::invalid_grant(
+                        "subject_username and subject_userid name different users",
+                    )),
+                    (Some(Some(u)), _) | (None, Some(Some(u))) => Ok(Subject::User(u)),
+                    _ => Err(unknown()),
+                }
+            }
+            SubjectLookup::Customer { email } => {
+                let folded = fold_case(email);
+                if let Some(c) = self.store.customer_by_email(t, &folded).await.map_err(storage)? {
+                    return Ok(Subject::Customer(c));
+                }
+                if !tenant.tenant.auto_provision_customers || !is_valid_email(email) {
+                    return Err(unknown());
+                }
+                let customer = Customer { id: crate::model::random_id(), email: email.to_owned(), enabled: true };
+                let created = self.store.create_customer(t, &customer).await.map_err(storage)?;
+                tracing::info!(tenant = %t, customer = %created.id, "auto-provisioned customer");
+                Ok(Subject::Customer(created))
+            }
+        }
+    }
+
+    /// Mints the signed access token of SPEC §4 for a validated grant.
+    pub fn issue(&self, grant: &Grant, now: UnixTime) -> IssuedToken {
+        let scope = grant.scopes.join(" ");
+        let (preferred_username, email) = match &grant.subject {
+            Subject::User(u) => (Some(u.username.clone()), None),
+            Subject::Customer(c) => (None, Some(c.email.clone())),
+        };
+        let claims = Claims {
+            iss: grant.realm.issuer(&self.base_url),
+            sub: grant.subject.id().to_owned(),
+            aud: grant.tenant.tenant.audience().to_owned(),
+            exp: now + grant.ttl as i64,
+            iat: now,
+            jti: new_jti(),
+            client_id: grant.client_id.clone(),
+            scope: scope.clone(),
+            act: Actor { sub: grant.client_id.clone() },
+            subject_type: grant.realm.kind.as_str().to_owned(),
+            tenant: grant.tenant.tenant.id.to_string(),
+            preferred_username,
+            email,
+        };
+        let access_token = jwt::sign_claims(&grant.tenant.active_key, &claims);
+        let response = TokenResponse { access_token, token_type: "Bearer".into(), expires_in: grant.ttl as u64, scope };
+        IssuedToken { response, claims }
+    }
+}
+
+fn storage(e: StoreError) -> OAuthError {
+    tracing::error!(error = %e, "storage failed during a token request");
+    OAuthError::unavailable()
+}
+
+/// 128 random bits, base64url.
+fn new_jti() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
+    B64.encode(bytes)
+}
+
+enum SubjectLookup<'a> {
+    User { username: Option<&'a str>, userid: Option<&'a str> },
+    Customer { email: &'a str },
+}
+
+impl SubjectLookup<'_> {
+    fn given(&self) -> &str {
+        match self {
+            SubjectLookup::User { username: Some(u), .. } => u,
+            SubjectLookup::User { userid: Some(id), .. } => id,
+            SubjectLookup::User { .. } => "",
+            SubjectLookup::Customer { email } => email,
+        }
+    }
+}
+
+/// SPEC §2: which subject parameters each realm takes.
+fn subject_lookup<'a>(realm: &RealmPath, req: &'a TokenRequest) -> Result<SubjectLookup<'a>, OAuthError> {
+    let other = |param: &str, kind: RealmKind| {
+        let suffix = kind.suffix();
+        OAuthError::invalid_request(format!(
+            "{param} names a {}; request it from the {}-{suffix} token endpoint",
+            kind.as_str(),
+            realm.tenant
+        ))
+    };
+    match realm.kind {
+        RealmKind::User => {
+            if req.subject_email.is_some() {
+                return Err(other("subject_email", RealmKind::Customer));
+            }
+            let (username, userid) = (req.subject_username.as_deref(), req.subject_userid.as_deref());
+            if username.is_none() && userid.is_none() {
+                return Err(OAuthError::invalid_request("subject_username or subject_userid is required"));
+            }
+            Ok(SubjectLookup::User { username, userid })
+        }
+        RealmKind::Customer => {
+            if req.subject_username.is_some() {
+                return Err(other("subject_username", RealmKind::User));
+            }
+            if req.subject_userid.is_some() {
+                return Err(other("subject_userid", RealmKind::User));
+            }
+            match req.subject_email.as_deref() {
+                Some(email) => Ok(SubjectLookup::Customer { email }),
+                None => Err(OAuthError::invalid_request("subject_email is required")),
+            }
+        }
+    }
+}
+
+/// RFC 6749 §3.3: a space-separated set; every token must be a scope of the
+/// tenant assigned to the client. Repeats count once; order is kept.
+fn grant_scopes(tenant: &TenantEntry, client: &Client, scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    let mut granted: Vec<String> = Vec::new();
+    for token in scope.unwrap_or("").split(' ').filter(|t| !t.is_empty()) {
+        let allowed = is_scope_token(token)
+            && tenant.scope_names.contains(token)
+            && client.scopes.iter().any(|s| s == token);
+        if !allowed {
+            let shown: String = token.chars().take(64).filter(|c| !c.is_control()).collect();
+            return Err(OAuthError::invalid_scope(format!("scope {shown:?} is not available to this client")));
+        }
+        if !granted.iter().any(|g| g == token) {
+            granted.push(token.to_owned());
+        }
+    }
+    if granted.is_empty() {
+        return Err(OAuthError::invalid_scope("scope is required: a space-separated list of scopes"));
+    }
+    Ok(granted)
+}

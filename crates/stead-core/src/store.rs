@@ -1,0 +1,88 @@
+//! The one storage interface. SQLite and PostgreSQL implement it; nothing
+//! above it knows which one runs.
+
+use crate::keys::SigningAlg;
+use crate::model::{Client, Customer, Scope, Tenant, User};
+use crate::provision::ProvisioningPlan;
+use async_trait::async_trait;
+use stead_proto::TenantId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or answered with a transient error.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A write broke a rule; the message names the offending entry.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// A signing key as stored: the private key is sealed under the master key.
+#[derive(Clone)]
+pub struct StoredKey {
+    pub tenant: TenantId,
+    pub kid: String,
+    pub alg: SigningAlg,
+    /// PKCS#8 DER sealed by [`MasterKey::seal`](crate::MasterKey::seal).
+    pub sealed_private_key: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("tenant", &self.tenant)
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the token path needs in memory except the subjects.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryData {
+    pub tenants: Vec<Tenant>,
+    pub scopes: Vec<(TenantId, Scope)>,
+    pub clients: Vec<(TenantId, Client)>,
+    pub keys: Vec<StoredKey>,
+}
+
+/// What an import changed, for the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub tenants: usize,
+    pub scopes: usize,
+    pub clients: usize,
+    pub users: usize,
+    pub customers: usize,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when storage is reachable (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A number that changes whenever provisioning data changes. Servers poll
+    /// it to honour changes made elsewhere within a second (SPEC §6).
+    async fn change_version(&self) -> Result<i64, StoreError>;
+
+    async fn load_directory(&self) -> Result<DirectoryData, StoreError>;
+
+    /// `username_folded` is [`fold_case`](crate::model::fold_case) of the username.
+    async fn user_by_username(&self, tenant: &TenantId, username_folded: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError>;
+    /// `email_folded` is [`fold_case`](crate::model::fold_case) of the email.
+    async fn customer_by_email(&self, tenant: &TenantId, email_folded: &str) -> Result<Option<Customer>, StoreError>;
+
+    /// Creates a customer on first use (auto-provisioning). When a customer
+    /// with that email exists already (a concurrent request made it), returns it.
+    async fn create_customer(&self, tenant: &TenantId, customer: &Customer) -> Result<Customer, StoreError>;
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// Applies a provisioning file in one transaction: all or nothing.
+    async fn apply_provisioning(&self, plan: &ProvisioningPlan) -> Result<ImportReport, StoreError>;
+}
