@@ -94,8 +94,12 @@ async fn build(store: &dyn Store, master: &MasterKey) -> Result<Directory, Store
             continue;
         };
         match SigningKey::from_pkcs8(stored.alg, &der) {
-            Ok(key) => keys_by_tenant.entry(stored.tenant.clone()).or_default().push((stored.created_at, Arc::new(key))),
-            Err(e) => tracing::error!(tenant = %stored.tenant, kid = %stored.kid, error = %e, "signing key unreadable; skipped"),
+            Ok(key) => {
+                keys_by_tenant.entry(stored.tenant.clone()).or_default().push((stored.created_at, Arc::new(key)))
+            }
+            Err(e) => {
+                tracing::error!(tenant = %stored.tenant, kid = %stored.kid, error = %e, "signing key unreadable; skipped")
+            }
         }
     }
 

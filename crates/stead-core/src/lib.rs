@@ -31,8 +31,5 @@ pub type UnixTime = i64;
 /// The current time. Domain functions take `now` as a parameter so tests
 /// control time without sleeping.
 pub fn now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -94,8 +94,8 @@ impl MasterKey {
     }
 
     fn data_key(&self) -> LessSafeKey {
-        let unbound = UnboundKey::new(&aead::AES_256_GCM, &self.derive("stead/v1/data-encryption"))
-            .expect("32-byte AES key");
+        let unbound =
+            UnboundKey::new(&aead::AES_256_GCM, &self.derive("stead/v1/data-encryption")).expect("32-byte AES key");
         LessSafeKey::new(unbound)
     }
 

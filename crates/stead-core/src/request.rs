@@ -8,9 +8,15 @@ use crate::secret::SecretString;
 pub enum Credentials {
     None,
     /// `Authorization: Basic`, id and secret already form-urldecoded.
-    Basic { client_id: String, secret: SecretString },
+    Basic {
+        client_id: String,
+        secret: SecretString,
+    },
     /// `client_id` / `client_secret` in the body.
-    Body { client_id: String, secret: Option<SecretString> },
+    Body {
+        client_id: String,
+        secret: Option<SecretString>,
+    },
     /// A malformed `Authorization: Basic` header.
     MalformedBasic,
     /// Basic and body credentials together: RFC 6749 §2.3 forbids it.

@@ -37,6 +37,14 @@ impl From<String> for SecretString {
     }
 }
 
+/// A new client secret: 256 random bits, base64url (43 characters).
+pub fn generate_secret() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 #[derive(Clone)]
 pub struct SecretHasher {
     pepper: hmac::Key,

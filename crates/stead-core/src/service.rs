@@ -134,10 +134,7 @@ impl TokenService {
         ctx.subject_id = Some(subject.id().to_owned());
         ctx.granted_scope = Some(scopes.join(" "));
 
-        let ttl = client
-            .token_ttl_seconds
-            .or(tenant.tenant.token_ttl_seconds)
-            .unwrap_or(DEFAULT_TOKEN_TTL);
+        let ttl = client.token_ttl_seconds.or(tenant.tenant.token_ttl_seconds).unwrap_or(DEFAULT_TOKEN_TTL);
         Ok(Grant { client_id: client.id.clone(), tenant, realm: realm.clone(), subject, scopes, ttl })
     }
 
@@ -179,9 +176,9 @@ impl TokenService {
                     None => None,
                 };
                 match (by_name, by_id) {
-                    (Some(Some(a)), Some(Some(b))) if a.id != b.id => Err(OAuthError::invalid_grant(
-                        "subject_username and subject_userid name different users",
-                    )),
+                    (Some(Some(a)), Some(Some(b))) if a.id != b.id => {
+                        Err(OAuthError::invalid_grant("subject_username and subject_userid name different users"))
+                    }
                     (Some(Some(u)), _) | (None, Some(Some(u))) => Ok(Subject::User(u)),
                     _ => Err(unknown()),
                 }
@@ -299,9 +296,8 @@ fn subject_lookup<'a>(realm: &RealmPath, req: &'a TokenRequest) -> Result<Subjec
 fn grant_scopes(tenant: &TenantEntry, client: &Client, scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
     let mut granted: Vec<String> = Vec::new();
     for token in scope.unwrap_or("").split(' ').filter(|t| !t.is_empty()) {
-        let allowed = is_scope_token(token)
-            && tenant.scope_names.contains(token)
-            && client.scopes.iter().any(|s| s == token);
+        let allowed =
+            is_scope_token(token) && tenant.scope_names.contains(token) && client.scopes.iter().any(|s| s == token);
         if !allowed {
             let shown: String = token.chars().take(64).filter(|c| !c.is_control()).collect();
             return Err(OAuthError::invalid_scope(format!("scope {shown:?} is not available to this client")));

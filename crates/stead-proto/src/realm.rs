@@ -45,9 +45,7 @@ pub struct TenantId(String);
 
 impl TenantId {
     pub fn parse(s: &str) -> Option<Self> {
-        let valid = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let valid = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         valid.then(|| TenantId(s.to_owned()))
     }
 

@@ -1,0 +1,150 @@
+//! The embedded SQLite backend: one database file, shared by every process
+//! on the machine (`stead serve` instances and `stead import`). WAL mode lets
+//! readers run while a writer works; every write transaction starts with
+//! `BEGIN IMMEDIATE` so a writer waits for the lock (up to the busy timeout)
+//! instead of failing halfway.
+
+mod directory;
+mod error;
+mod keys;
+mod meta;
+mod provisioning;
+mod subjects;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
+use std::time::Duration;
+use stead_core::model::{Customer, User};
+use stead_core::provision::ProvisioningPlan;
+use stead_core::store::{DirectoryData, ImportReport, StoredKey};
+use stead_core::{Store, StoreError};
+use stead_proto::TenantId;
+
+pub(crate) use error::db_err;
+
+/// The database file inside a data directory.
+pub const DB_FILE_NAME: &str = "stead.db";
+
+/// Connections serving lookups, directory loads and polls.
+const READERS: u32 = 8;
+/// How long a statement waits for a lock held by another connection or
+/// process before the store reports itself unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write waits for this process's writer connection. Imports can
+/// hold it for seconds; they queue rather than fail.
+const WRITER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Page cache per connection, in KiB (SQLite's negative `cache_size`).
+const WRITER_CACHE_KIB: i64 = 128 * 1024;
+const READER_CACHE_KIB: i64 = 8 * 1024;
+/// The WAL is truncated back to this size after a checkpoint, so one large
+/// import does not leave a large file behind.
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// The embedded SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Read-only connections.
+    read: SqlitePool,
+    /// A single connection that runs every write transaction, so this
+    /// process's writers queue in order instead of contending for the lock.
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory when missing) the database file
+    /// at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot create directory {}: {e}", parent.display())))?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Writes are rare (imports, new customers, new keys); each
+            // commit is synced so an import that reported success stays.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
+            .connect_with(
+                base.clone()
+                    .pragma("cache_size", (-WRITER_CACHE_KIB).to_string())
+                    // Multi-row upserts keep a statement journal (the pages a
+                    // failing statement must restore); in memory it is cheap.
+                    .pragma("temp_store", "MEMORY"),
+            )
+            .await
+            .map_err(db_err)?;
+        meta::migrate(&write).await?;
+
+        let read = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .min_connections(0)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(base.pragma("cache_size", (-READER_CACHE_KIB).to_string()).pragma("query_only", "ON"))
+            .await
+            .map_err(db_err)?;
+        tracing::debug!(path = %path.display(), "opened the SQLite database");
+        Ok(SqliteStore { read, write })
+    }
+
+    /// Opens `dir/stead.db`, creating the directory when missing.
+    pub async fn open_in_dir(dir: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open(&dir.join(DB_FILE_NAME)).await
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn change_version(&self) -> Result<i64, StoreError> {
+        meta::change_version(&self.read).await
+    }
+
+    async fn load_directory(&self) -> Result<DirectoryData, StoreError> {
+        directory::load(&self.read).await
+    }
+
+    async fn user_by_username(&self, tenant: &TenantId, username_folded: &str) -> Result<Option<User>, StoreError> {
+        subjects::user_by_username(&self.read, tenant, username_folded).await
+    }
+
+    async fn user_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError> {
+        subjects::user_by_id(&self.read, tenant, id).await
+    }
+
+    async fn customer_by_email(&self, tenant: &TenantId, email_folded: &str) -> Result<Option<Customer>, StoreError> {
+        subjects::customer_by_email(&self.read, tenant, email_folded).await
+    }
+
+    async fn create_customer(&self, tenant: &TenantId, customer: &Customer) -> Result<Customer, StoreError> {
+        subjects::create_customer(&self.write, tenant, customer).await
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        keys::insert(&self.write, key).await
+    }
+
+    async fn apply_provisioning(&self, plan: &ProvisioningPlan) -> Result<ImportReport, StoreError> {
+        provisioning::apply(&self.write, plan).await
+    }
+}

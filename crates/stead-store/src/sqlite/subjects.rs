@@ -1,0 +1,129 @@
+//! Users and customers on the token path: one unique-index probe per
+//! lookup, and the race-safe creation of auto-provisioned customers.
+
+use super::error::{db_err, is_foreign_key_violation, is_unique_violation};
+use super::meta;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use stead_core::model::{fold_case, Customer, User};
+use stead_core::StoreError;
+use stead_proto::TenantId;
+
+pub(super) async fn user_by_username(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    username_folded: &str,
+) -> Result<Option<User>, StoreError> {
+    sqlx::query("SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND username_folded = ?2")
+        .bind(tenant.as_str())
+        .bind(username_folded)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?
+        .map(|row| user(&row))
+        .transpose()
+}
+
+pub(super) async fn user_by_id(pool: &SqlitePool, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError> {
+    sqlx::query("SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND id = ?2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?
+        .map(|row| user(&row))
+        .transpose()
+}
+
+pub(super) async fn customer_by_email(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    email_folded: &str,
+) -> Result<Option<Customer>, StoreError> {
+    sqlx::query("SELECT id, email, enabled FROM customers WHERE tenant_id = ?1 AND email_folded = ?2")
+        .bind(tenant.as_str())
+        .bind(email_folded)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?
+        .map(|row| customer(&row))
+        .transpose()
+}
+
+/// Inserts `customer` unless its email is taken, in which case the
+/// customer holding it is returned: two servers provisioning the same email
+/// at once end up with one customer.
+pub(super) async fn create_customer(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    customer: &Customer,
+) -> Result<Customer, StoreError> {
+    let email_folded = fold_case(&customer.email);
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let inserted = sqlx::query(
+        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (tenant_id, email_folded) DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .bind(&email_folded)
+    .bind(&customer.email)
+    .bind(&customer.id)
+    .bind(customer.enabled)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Rejected(format!(
+                "tenant {:?} customer {:?}: customer id {:?} is already used by another customer",
+                tenant.as_str(),
+                customer.email,
+                customer.id
+            ))
+        } else if is_foreign_key_violation(&e) {
+            StoreError::Rejected(format!("tenant {:?} does not exist", tenant.as_str()))
+        } else {
+            db_err(e)
+        }
+    })?
+    .rows_affected();
+    if inserted == 1 {
+        meta::bump(&mut tx).await?;
+        tx.commit().await.map_err(db_err)?;
+        return Ok(customer.clone());
+    }
+    let existing = customer_in(&mut tx, tenant, &email_folded).await?;
+    tx.rollback().await.map_err(db_err)?;
+    existing.ok_or_else(|| StoreError::Other("a conflicting customer vanished".into()))
+}
+
+async fn customer_in(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    email_folded: &str,
+) -> Result<Option<Customer>, StoreError> {
+    sqlx::query("SELECT id, email, enabled FROM customers WHERE tenant_id = ?1 AND email_folded = ?2")
+        .bind(tenant.as_str())
+        .bind(email_folded)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .map(|row| customer(&row))
+        .transpose()
+}
+
+fn user(row: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").map_err(db_err)?,
+        username: row.try_get("username").map_err(db_err)?,
+        email: row.try_get("email").map_err(db_err)?,
+        enabled: row.try_get("enabled").map_err(db_err)?,
+    })
+}
+
+fn customer(row: &SqliteRow) -> Result<Customer, StoreError> {
+    Ok(Customer {
+        id: row.try_get("id").map_err(db_err)?,
+        email: row.try_get("email").map_err(db_err)?,
+        enabled: row.try_get("enabled").map_err(db_err)?,
+    })
+}

@@ -1,0 +1,42 @@
+//! Command-line wiring: each subcommand parses its flags and calls into the
+//! library crates. No business logic lives here.
+
+mod config;
+mod demo;
+mod import;
+mod logging;
+mod serve;
+mod storage;
+mod token;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// stead: an OAuth 2.0 authorization server that issues access tokens on
+/// behalf of users and customers to server-side applications.
+#[derive(Parser, Debug)]
+#[command(name = "stead", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the authorization server.
+    Serve(serve::ServeArgs),
+    /// Apply a provisioning file (TOML) to storage, transactionally.
+    Import(import::ImportArgs),
+    /// Request a token from stead or any compatible server and print it.
+    Token(token::TokenArgs),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Import(args) => import::run(args).await,
+            Command::Token(args) => token::run(args).await,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real `stead` binary, real SQLite files in temp
+//! directories, driven over TCP on 127.0.0.1.
+
+mod harness;
+
+mod cli;
+mod hostile;
+mod import;
+mod lifecycle;
+mod metadata;
+mod token;
