@@ -9,12 +9,17 @@ use stead_core::model::{fold_case, Customer, User};
 use stead_core::StoreError;
 use stead_proto::TenantId;
 
+const USER_BY_USERNAME: &str =
+    "SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND username_folded = ?2";
+const USER_BY_ID: &str = "SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND id = ?2";
+const CUSTOMER_BY_EMAIL: &str = "SELECT id, email, enabled FROM customers WHERE tenant_id = ?1 AND email_folded = ?2";
+
 pub(super) async fn user_by_username(
     pool: &SqlitePool,
     tenant: &TenantId,
     username_folded: &str,
 ) -> Result<Option<User>, StoreError> {
-    sqlx::query("SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND username_folded = ?2")
+    sqlx::query(USER_BY_USERNAME)
         .bind(tenant.as_str())
         .bind(username_folded)
         .fetch_optional(pool)
@@ -25,7 +30,7 @@ pub(super) async fn user_by_username(
 }
 
 pub(super) async fn user_by_id(pool: &SqlitePool, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError> {
-    sqlx::query("SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND id = ?2")
+    sqlx::query(USER_BY_ID)
         .bind(tenant.as_str())
         .bind(id)
         .fetch_optional(pool)
@@ -40,7 +45,7 @@ pub(super) async fn customer_by_email(
     tenant: &TenantId,
     email_folded: &str,
 ) -> Result<Option<Customer>, StoreError> {
-    sqlx::query("SELECT id, email, enabled FROM customers WHERE tenant_id = ?1 AND email_folded = ?2")
+    sqlx::query(CUSTOMER_BY_EMAIL)
         .bind(tenant.as_str())
         .bind(email_folded)
         .fetch_optional(pool)
@@ -101,7 +106,7 @@ async fn customer_in(
     tenant: &TenantId,
     email_folded: &str,
 ) -> Result<Option<Customer>, StoreError> {
-    sqlx::query("SELECT id, email, enabled FROM customers WHERE tenant_id = ?1 AND email_folded = ?2")
+    sqlx::query(CUSTOMER_BY_EMAIL)
         .bind(tenant.as_str())
         .bind(email_folded)
         .fetch_optional(conn)
@@ -126,4 +131,33 @@ fn customer(row: &SqliteRow) -> Result<Customer, StoreError> {
         email: row.try_get("email").map_err(db_err)?,
         enabled: row.try_get("enabled").map_err(db_err)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    /// The token path's lookups each search one unique index; none scans.
+    #[tokio::test]
+    async fn every_lookup_is_one_index_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        for sql in [USER_BY_USERNAME, USER_BY_ID, CUSTOMER_BY_EMAIL] {
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind("T")
+                .bind("x")
+                .fetch_all(&store.read)
+                .await
+                .unwrap();
+            assert_eq!(plan.len(), 1, "{sql}: {plan:?}");
+            let detail = &plan[0].3;
+            assert!(
+                detail.starts_with("SEARCH")
+                    && (detail.contains("USING PRIMARY KEY") || detail.contains("USING INDEX"))
+                    && detail.contains("=? AND"),
+                "{sql}: {detail}"
+            );
+        }
+    }
 }

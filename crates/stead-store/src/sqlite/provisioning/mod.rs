@@ -16,7 +16,7 @@ mod users;
 
 use super::error::db_err;
 use super::meta;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use stead_core::model::Scope;
 use stead_core::provision::{ClientPlan, ProvisioningPlan, TenantPlan};
 use stead_core::store::ImportReport;
@@ -24,26 +24,15 @@ use stead_core::StoreError;
 
 pub(super) async fn apply(pool: &SqlitePool, plan: &ProvisioningPlan) -> Result<ImportReport, StoreError> {
     let started = std::time::Instant::now();
-    let t = std::time::Instant::now();
     let mut conn = pool.acquire().await.map_err(db_err)?;
-    eprintln!("DEBUG acquire {:?}", t.elapsed());
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db_err)?;
-    eprintln!("DEBUG begin {:?}", t.elapsed());
-    let ts: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(&mut *tx).await.unwrap();
-    let cs: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *tx).await.unwrap();
-    eprintln!("DEBUG temp_store={ts} cache_size={cs}");
-    match apply_in(&mut tx, plan).await {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let result = match apply_in(&mut tx, plan).await {
         Ok((report, changed)) => {
             if changed > 0 {
                 meta::bump(&mut tx).await?;
             }
-            let t = std::time::Instant::now();
             tx.commit().await.map_err(db_err)?;
-            eprintln!("DEBUG commit {:?}", t.elapsed());
             tracing::info!(?report, changed_rows = changed, elapsed = ?started.elapsed(), "provisioning applied");
-            let t = std::time::Instant::now();
-            drop(conn);
-            eprintln!("DEBUG release {:?}", t.elapsed());
             Ok(report)
         }
         Err(e) => {
@@ -54,7 +43,12 @@ pub(super) async fn apply(pool: &SqlitePool, plan: &ProvisioningPlan) -> Result<
             }
             Err(e)
         }
+    };
+    // A large import fills the writer's page cache; give the memory back.
+    if let Err(e) = sqlx::query("PRAGMA shrink_memory").execute(&mut *conn).await {
+        tracing::debug!(error = %e, "shrink_memory failed");
     }
+    result
 }
 
 /// Applies every tenant; returns the report and how many rows changed.
@@ -69,11 +63,8 @@ async fn apply_in(conn: &mut SqliteConnection, plan: &ProvisioningPlan) -> Resul
         for client in &tenant.clients {
             changed += upsert_client(conn, tenant, client).await?;
         }
-        let t0 = std::time::Instant::now();
         changed += users::upsert(conn, &tenant.id, &tenant.users).await?;
-        let t1 = std::time::Instant::now();
         changed += customers::upsert(conn, &tenant.id, &tenant.customers).await?;
-        eprintln!("DEBUG users {:?} customers {:?} changed {changed}", t1 - t0, t1.elapsed());
         report.tenants += 1;
         report.scopes += tenant.scopes.len();
         report.clients += tenant.clients.len();
