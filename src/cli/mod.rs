@@ -1,9 +1,12 @@
 //! Command-line wiring: each subcommand parses its flags and calls into the
 //! library crates. No business logic lives here.
 
+mod audit;
+mod client;
 mod config;
 mod demo;
 mod import;
+mod keys;
 mod logging;
 mod serve;
 mod storage;
@@ -29,6 +32,12 @@ enum Command {
     Import(import::ImportArgs),
     /// Request a token from stead or any compatible server and print it.
     Token(token::TokenArgs),
+    /// Client secrets: rotate with overlap, revoke old ones.
+    Client(client::ClientArgs),
+    /// Signing keys: rotate a tenant's key.
+    Keys(keys::KeysArgs),
+    /// Query the audit trail of token requests.
+    Audit(audit::AuditArgs),
 }
 
 impl Cli {
@@ -37,6 +46,9 @@ impl Cli {
             Command::Serve(args) => serve::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Token(args) => token::run(args).await,
+            Command::Client(args) => client::run(args).await,
+            Command::Keys(args) => keys::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
         }
     }
 }

@@ -270,6 +270,14 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Kills the process with SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.terminate().expect("running")

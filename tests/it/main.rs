@@ -3,9 +3,12 @@
 
 mod harness;
 
+mod abuse;
 mod cli;
+mod governance;
 mod hostile;
 mod import;
 mod lifecycle;
 mod metadata;
+mod tls;
 mod token;

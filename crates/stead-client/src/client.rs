@@ -39,8 +39,7 @@ impl TokenClient {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("stead-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(Error::Transport)?;
+            .build()?;
         Ok(TokenClient { http })
     }
 
@@ -48,6 +47,18 @@ impl TokenClient {
     /// follow redirects (`reqwest::redirect::Policy::none()`).
     pub fn with_http_client(http: reqwest::Client) -> Self {
         TokenClient { http }
+    }
+
+    /// Finds the token endpoint of `issuer` in its authorization server
+    /// metadata (RFC 8414, falling back to OpenID Connect Discovery), for
+    /// servers whose token URL is not `{issuer}/oauth2/token`. The metadata
+    /// must name `issuer` exactly (RFC 8414 §3.3).
+    pub async fn discover_endpoint(&self, issuer: &str) -> Result<TokenEndpoint, Error> {
+        let metadata = crate::discovery::fetch_metadata(&self.http, issuer.trim()).await.map_err(Error::Discovery)?;
+        let token_url = metadata
+            .token_endpoint
+            .ok_or_else(|| Error::Discovery(format!("the metadata of {issuer} has no token_endpoint")))?;
+        TokenEndpoint::with_issuer(&token_url, &metadata.issuer)
     }
 
     /// Requests a token for `subject` with the password grant of SPEC §2.
@@ -91,12 +102,12 @@ impl TokenClient {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        let mut response = request.send().await.map_err(Error::Transport)?;
+        let mut response = request.send().await?;
         let status = response.status().as_u16();
         let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut bytes = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(Error::Transport)? {
+        while let Some(chunk) = response.chunk().await? {
             if bytes.len() + chunk.len() > MAX_BODY {
                 truncated = true;
                 bytes.extend_from_slice(&chunk[..MAX_BODY - bytes.len()]);

@@ -25,22 +25,7 @@ pub struct TokenEndpoint {
 impl TokenEndpoint {
     /// Parses a realm URL (issuer) or a token endpoint URL.
     pub fn parse(input: &str) -> Result<Self, Error> {
-        let input = input.trim();
-        // The input is not echoed: it may hold credentials.
-        let invalid = |why: &str| Error::InvalidEndpoint(why.to_owned());
-        let mut url = Url::parse(input).map_err(|e| invalid(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("the scheme must be http or https"));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("the URL has no host"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("the URL must not contain credentials; give the client id and secret separately"));
-        }
-        if url.fragment().is_some() {
-            return Err(invalid("the URL must not contain a fragment (#…)"));
-        }
+        let mut url = checked_url(input)?;
         let path = url.path().trim_end_matches('/');
         let issuer_path = path.strip_suffix(TOKEN_PATH).unwrap_or(path).to_owned();
         url.set_path(&format!("{issuer_path}{TOKEN_PATH}"));
@@ -49,6 +34,18 @@ impl TokenEndpoint {
         issuer_url.set_query(None);
         let issuer = issuer_url.as_str().trim_end_matches('/').to_owned();
         Ok(TokenEndpoint { url, issuer })
+    }
+
+    /// A token endpoint at `token_url` (taken as is) of the realm whose
+    /// issuer is `issuer`, for servers whose token URL is not
+    /// `{issuer}/oauth2/token`, e.g. as found in their metadata.
+    pub fn with_issuer(token_url: &str, issuer: &str) -> Result<Self, Error> {
+        let url = checked_url(token_url)?;
+        let issuer = issuer.trim();
+        if issuer.is_empty() {
+            return Err(Error::InvalidEndpoint("the issuer is empty".into()));
+        }
+        Ok(TokenEndpoint { url, issuer: issuer.to_owned() })
     }
 
     /// The token endpoint of `realm` on a server whose public base URL is
@@ -89,6 +86,28 @@ impl TokenEndpoint {
         let ip = host.trim_start_matches('[').trim_end_matches(']');
         !ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
+}
+
+/// Parses and checks a token URL: http(s), a host, no credentials, no
+/// fragment.
+fn checked_url(input: &str) -> Result<Url, Error> {
+    let input = input.trim();
+    // The input is not echoed: it may hold credentials.
+    let invalid = |why: &str| Error::InvalidEndpoint(why.to_owned());
+    let url = Url::parse(input).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("the URL must not contain credentials; give the client id and secret separately"));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid("the URL must not contain a fragment (#…)"));
+    }
+    Ok(url)
 }
 
 impl FromStr for TokenEndpoint {
@@ -146,6 +165,16 @@ mod tests {
         let e = TokenEndpoint::parse("https://idp.example.com/realms/acme").unwrap();
         assert_eq!(e.url().as_str(), "https://idp.example.com/realms/acme/oauth2/token");
         assert_eq!(e.realm(), None);
+    }
+
+    #[test]
+    fn takes_a_token_url_as_is_with_an_explicit_issuer() {
+        let e =
+            TokenEndpoint::with_issuer("https://idp.example.com/connect/token", "https://idp.example.com/").unwrap();
+        assert_eq!(e.url().as_str(), "https://idp.example.com/connect/token");
+        assert_eq!(e.issuer(), "https://idp.example.com/");
+        assert!(TokenEndpoint::with_issuer("https://u:p@idp.example.com/token", "https://idp.example.com").is_err());
+        assert!(TokenEndpoint::with_issuer("https://idp.example.com/token", " ").is_err());
     }
 
     #[test]

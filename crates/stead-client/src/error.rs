@@ -1,9 +1,13 @@
 //! What can go wrong when asking for a token.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
-/// A failed token request.
-#[derive(Debug, thiserror::Error)]
+/// A failed token request (or a failed discovery of the token endpoint).
+///
+/// Cheap to clone, so that every caller waiting on one coalesced request of
+/// a [`crate::TokenCache`] gets the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The server refused the request with an OAuth error body
     /// (RFC 6749 §5.2), e.g. `invalid_client` or `invalid_scope`.
@@ -39,7 +43,7 @@ pub enum Error {
     /// The server could not be reached or the exchange broke off
     /// (DNS, TCP, TLS, timeout).
     #[error("cannot reach the token endpoint")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] Arc<reqwest::Error>),
     /// A success status without a usable token response body.
     #[error("invalid token response: {0}")]
     InvalidResponse(String),
@@ -49,6 +53,16 @@ pub enum Error {
     /// The request was not sent because it is incomplete (e.g. no scope).
     #[error("invalid token request: {0}")]
     InvalidRequest(String),
+    /// The authorization server metadata (RFC 8414) could not be fetched or
+    /// does not describe the expected issuer.
+    #[error("metadata discovery failed: {0}")]
+    Discovery(String),
+}
+
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Self {
+        Error::Transport(Arc::new(e))
+    }
 }
 
 impl Error {
@@ -57,6 +71,28 @@ impl Error {
         match self {
             Error::OAuth { status, .. } | Error::Http { status, .. } | Error::Redirect { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// The OAuth `error` code (e.g. `invalid_grant`), when the server sent one.
+    pub fn oauth_error(&self) -> Option<&str> {
+        match self {
+            Error::OAuth { error, .. } => Some(error.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed without changing the request:
+    /// the server could not be reached, was overloaded or unavailable
+    /// (HTTP 429, 5xx, `temporarily_unavailable`).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::OAuth { status, error, .. } => {
+                error == "temporarily_unavailable" || *status == 429 || *status >= 500
+            }
+            Error::Http { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
         }
     }
 }

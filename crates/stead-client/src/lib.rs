@@ -27,13 +27,21 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
+mod cache;
 mod client;
 mod credentials;
+mod discovery;
 mod endpoint;
 mod error;
 mod form;
 mod jwt;
+mod verify;
 
+pub use cache::{
+    CachedToken, TokenCache, TokenCacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_REFRESH_MARGIN, DEFAULT_REFRESH_RATIO,
+};
 pub use client::{TokenClient, TokenReply};
 pub use credentials::{ClientAuth, ClientCredentials, Subject};
 pub use endpoint::TokenEndpoint;
@@ -41,3 +49,7 @@ pub use error::{DecodeError, Error};
 pub use jwt::{decode_jwt, decode_jwt_claims, DecodedJwt};
 pub use reqwest::Url;
 pub use stead_proto::TokenResponse;
+pub use verify::{
+    SubjectType, VerifiedToken, Verifier, VerifierBuilder, VerifyError, DEFAULT_JWKS_MAX_AGE,
+    DEFAULT_JWKS_REFETCH_INTERVAL, DEFAULT_LEEWAY,
+};

@@ -1,16 +1,25 @@
-//! The in-memory directory: tenants, their scopes, clients and parsed
-//! signing keys, swapped atomically when storage reports a change. The token
-//! path reads it without touching the database; subjects, which can number
-//! millions, stay in storage.
+//! The in-memory directory: tenants, their scopes, clients, parsed signing
+//! keys and revoked token ids, swapped atomically when storage reports a
+//! change. The token path reads it without touching the database;
+//! subjects, which can number millions, stay in storage.
+//!
+//! Key lifecycle: the newest unretired key of a tenant signs. It is
+//! replaced when the tenant's algorithm changes, when it is older than the
+//! rotation period, or on `stead keys rotate`. A replaced key stays in the
+//! JWKS until every token it signed has expired, then it is deleted.
 
 use crate::keys::{SigningAlg, SigningKey};
 use crate::master_key::MasterKey;
-use crate::model::{Client, Scope, Tenant};
+use crate::model::{Client, Scope, Tenant, TOKEN_TTL_RANGE};
 use crate::store::{Store, StoreError, StoredKey};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use stead_proto::TenantId;
+
+/// How long a retired key stays published: the longest token lifetime
+/// plus a margin for clock skew.
+pub const RETIRED_KEY_GRACE: i64 = *TOKEN_TTL_RANGE.end() as i64 + 300;
 
 #[derive(Debug)]
 pub struct TenantEntry {
@@ -23,6 +32,16 @@ pub struct TenantEntry {
     pub keys: Vec<Arc<SigningKey>>,
     /// The key new tokens are signed with.
     pub active_key: Arc<SigningKey>,
+    /// When the active key was created.
+    pub active_since: i64,
+    /// Revoked token ids that have not expired yet.
+    pub revoked: HashSet<String>,
+}
+
+impl TenantEntry {
+    pub fn key(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,72 +56,91 @@ impl Directory {
     }
 }
 
+/// When signing keys are replaced automatically.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyPolicy {
+    /// Rotate a key older than this many seconds; `None` never.
+    pub rotation_period: Option<i64>,
+}
+
 /// Shared access to the current directory, and its refresh.
 pub struct DirectoryHandle {
     current: ArcSwap<Directory>,
     store: Arc<dyn Store>,
     master: MasterKey,
+    policy: KeyPolicy,
 }
 
 impl DirectoryHandle {
-    /// Loads the directory, generating a signing key for each tenant that
-    /// has none of its algorithm yet.
-    pub async fn load(store: Arc<dyn Store>, master: MasterKey) -> Result<Self, StoreError> {
-        let directory = build(&*store, &master).await?;
-        Ok(DirectoryHandle { current: ArcSwap::from_pointee(directory), store, master })
+    /// Loads the directory, generating or rotating signing keys as the
+    /// tenants' algorithms and `policy` require.
+    pub async fn load(store: Arc<dyn Store>, master: MasterKey, policy: KeyPolicy) -> Result<Self, StoreError> {
+        let directory = build(&*store, &master, policy).await?;
+        Ok(DirectoryHandle { current: ArcSwap::from_pointee(directory), store, master, policy })
     }
 
     pub fn get(&self) -> Arc<Directory> {
         self.current.load_full()
     }
 
-    /// Reloads when storage changed since the last load; returns whether it did.
+    /// Reloads when storage changed since the last load, or when a key is
+    /// due for rotation; returns whether it did.
     pub async fn refresh_if_changed(&self) -> Result<bool, StoreError> {
         let version = self.store.change_version().await?;
-        if version == self.current.load().version {
+        let current = self.current.load();
+        let rotation_due = self.policy.rotation_period.is_some_and(|period| {
+            let now = crate::now();
+            current.tenants.values().any(|t| t.active_since + period <= now)
+        });
+        if version == current.version && !rotation_due {
             return Ok(false);
         }
-        let directory = build(&*self.store, &self.master).await?;
+        let directory = build(&*self.store, &self.master, self.policy).await?;
         self.current.store(Arc::new(directory));
         Ok(true)
     }
+
+    /// Deletes what can no longer matter: keys retired long enough ago that
+    /// no token they signed is still valid, and expired revocations.
+    pub async fn prune(&self) -> Result<(), StoreError> {
+        let now = crate::now();
+        self.store.prune_signing_keys(now - RETIRED_KEY_GRACE).await?;
+        self.store.prune_revocations(now).await?;
+        Ok(())
+    }
 }
 
-async fn build(store: &dyn Store, master: &MasterKey) -> Result<Directory, StoreError> {
+async fn build(store: &dyn Store, master: &MasterKey, policy: KeyPolicy) -> Result<Directory, StoreError> {
     // Read the version first: a change landing during the load bumps it
     // again, so the next poll reloads.
     let mut version = store.change_version().await?;
     let mut data = store.load_directory().await?;
-    let missing: Vec<(TenantId, SigningAlg)> = data
-        .tenants
-        .iter()
-        .filter(|t| !data.keys.iter().any(|k| k.tenant == t.id && k.alg == t.signing_alg))
-        .map(|t| (t.id.clone(), t.signing_alg))
-        .collect();
-    if !missing.is_empty() {
-        for (tenant, alg) in missing {
-            generate_key(store, master, &tenant, alg).await?;
+    let now = crate::now();
+    let mut rotated = false;
+    for tenant in &data.tenants {
+        let active = active_key(&data.keys, &tenant.id);
+        let due = match active {
+            None => true,
+            Some(k) => k.alg != tenant.signing_alg || policy.rotation_period.is_some_and(|p| k.created_at + p <= now),
+        };
+        if due {
+            let expected = active.map(|k| k.kid.clone());
+            rotate_key(store, master, &tenant.id, tenant.signing_alg, expected.as_deref()).await?;
+            rotated = true;
         }
+    }
+    if rotated {
         version = store.change_version().await?;
         data = store.load_directory().await?;
     }
 
-    let mut keys_by_tenant: HashMap<TenantId, Vec<(i64, Arc<SigningKey>)>> = HashMap::new();
+    let mut keys_by_tenant: HashMap<TenantId, Vec<&StoredKey>> = HashMap::new();
     for stored in &data.keys {
-        let Some(der) = master.open(&key_context(&stored.tenant, &stored.kid), &stored.sealed_private_key) else {
-            tracing::error!(tenant = %stored.tenant, kid = %stored.kid, "signing key cannot be decrypted with this master key; skipped");
+        if stored.retired_at.is_some_and(|r| r + RETIRED_KEY_GRACE <= now) {
             continue;
-        };
-        match SigningKey::from_pkcs8(stored.alg, &der) {
-            Ok(key) => {
-                keys_by_tenant.entry(stored.tenant.clone()).or_default().push((stored.created_at, Arc::new(key)))
-            }
-            Err(e) => {
-                tracing::error!(tenant = %stored.tenant, kid = %stored.kid, error = %e, "signing key unreadable; skipped")
-            }
         }
+        keys_by_tenant.entry(stored.tenant.clone()).or_default().push(stored);
     }
-
     let mut scopes: HashMap<TenantId, Vec<Scope>> = HashMap::new();
     for (t, s) in data.scopes {
         scopes.entry(t).or_default().push(s);
@@ -111,13 +149,28 @@ async fn build(store: &dyn Store, master: &MasterKey) -> Result<Directory, Store
     for (t, c) in data.clients {
         clients.entry(t).or_default().insert(c.id.clone(), c);
     }
+    let mut revoked: HashMap<TenantId, HashSet<String>> = HashMap::new();
+    for (t, jti) in data.revoked {
+        revoked.entry(t).or_default().insert(jti);
+    }
 
     let mut tenants = HashMap::new();
     for tenant in data.tenants {
-        let mut keys = keys_by_tenant.remove(&tenant.id).unwrap_or_default();
-        keys.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.kid.cmp(&b.1.kid)));
-        let keys: Vec<Arc<SigningKey>> = keys.into_iter().map(|(_, k)| k).collect();
-        let Some(active_key) = keys.iter().find(|k| k.alg == tenant.signing_alg).cloned() else {
+        let mut stored = keys_by_tenant.remove(&tenant.id).unwrap_or_default();
+        // Newest first; unretired before retired.
+        stored
+            .sort_by(|a, b| a.retired_at.is_some().cmp(&b.retired_at.is_some()).then(b.created_at.cmp(&a.created_at)));
+        let mut keys = Vec::new();
+        let mut active = None;
+        for s in stored {
+            let Some(key) = open_key(master, s) else { continue };
+            let key = Arc::new(key);
+            if active.is_none() && s.retired_at.is_none() && s.alg == tenant.signing_alg {
+                active = Some((key.clone(), s.created_at));
+            }
+            keys.push(key);
+        }
+        let Some((active_key, active_since)) = active else {
             tracing::error!(tenant = %tenant.id, "no usable signing key; the tenant cannot issue tokens");
             continue;
         };
@@ -129,6 +182,8 @@ async fn build(store: &dyn Store, master: &MasterKey) -> Result<Directory, Store
             clients: clients.remove(&tenant.id).unwrap_or_default(),
             keys,
             active_key,
+            active_since,
+            revoked: revoked.remove(&tenant.id).unwrap_or_default(),
             tenant,
         };
         tenants.insert(entry.tenant.id.clone(), Arc::new(entry));
@@ -136,18 +191,40 @@ async fn build(store: &dyn Store, master: &MasterKey) -> Result<Directory, Store
     Ok(Directory { version, tenants })
 }
 
+/// The newest unretired key of a tenant.
+fn active_key<'a>(keys: &'a [StoredKey], tenant: &TenantId) -> Option<&'a StoredKey> {
+    keys.iter().filter(|k| &k.tenant == tenant && k.retired_at.is_none()).max_by_key(|k| k.created_at)
+}
+
+fn open_key(master: &MasterKey, stored: &StoredKey) -> Option<SigningKey> {
+    let Some(der) = master.open(&key_context(&stored.tenant, &stored.kid), &stored.sealed_private_key) else {
+        tracing::error!(tenant = %stored.tenant, kid = %stored.kid, "signing key cannot be decrypted with this master key; skipped");
+        return None;
+    };
+    match SigningKey::from_pkcs8(stored.alg, &der) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            tracing::error!(tenant = %stored.tenant, kid = %stored.kid, error = %e, "signing key unreadable; skipped");
+            None
+        }
+    }
+}
+
 /// Associated data binding a sealed private key to its row.
 pub fn key_context(tenant: &TenantId, kid: &str) -> String {
     format!("stead/v1/signing-key/{tenant}/{kid}")
 }
 
-/// Generates, seals and stores a new signing key for `tenant`.
-pub async fn generate_key(
+/// Generates and seals a new key and makes it the tenant's active key,
+/// provided the active key is still `expected_active`. Returns the new kid,
+/// or `None` when another server rotated first.
+pub async fn rotate_key(
     store: &dyn Store,
     master: &MasterKey,
     tenant: &TenantId,
     alg: SigningAlg,
-) -> Result<String, StoreError> {
+    expected_active: Option<&str>,
+) -> Result<Option<String>, StoreError> {
     let der = alg.generate_pkcs8().map_err(|e| StoreError::Other(e.to_string()))?;
     let key = SigningKey::from_pkcs8(alg, &der).map_err(|e| StoreError::Other(e.to_string()))?;
     let stored = StoredKey {
@@ -156,8 +233,12 @@ pub async fn generate_key(
         alg,
         sealed_private_key: master.seal(&key_context(tenant, &key.kid), &der),
         created_at: crate::now(),
+        retired_at: None,
     };
-    store.insert_signing_key(&stored).await?;
-    tracing::info!(tenant = %tenant, kid = %key.kid, alg = alg.as_str(), "generated signing key");
-    Ok(key.kid)
+    if store.rotate_signing_key(expected_active, &stored).await? {
+        tracing::info!(tenant = %tenant, kid = %key.kid, alg = alg.as_str(), "new signing key active");
+        Ok(Some(key.kid))
+    } else {
+        Ok(None)
+    }
 }

@@ -82,6 +82,8 @@ enum KeyPairInner {
 /// A parsed signing key with its public JWK and its precomputed JWS header.
 pub struct SigningKey {
     pair: KeyPairInner,
+    /// The public key in the form aws-lc-rs verifies with.
+    public: Vec<u8>,
     rng: SystemRandom,
     pub alg: SigningAlg,
     pub kid: String,
@@ -98,18 +100,20 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     pub fn from_pkcs8(alg: SigningAlg, der: &[u8]) -> Result<Self, KeyError> {
-        let (pair, mut jwk) = match alg {
+        let (pair, mut jwk, public) = match alg {
             SigningAlg::ES256 => {
                 let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)?;
                 // Uncompressed point: 0x04 || x || y.
                 let point = pair.public_key().as_ref();
                 let jwk = jwk_base("EC", alg, Some("P-256"), Some(&point[1..33]), Some(&point[33..65]), None, None);
-                (KeyPairInner::Es256(pair), jwk)
+                let public = point.to_vec();
+                (KeyPairInner::Es256(pair), jwk, public)
             }
             SigningAlg::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)?;
-                let jwk = jwk_base("OKP", alg, Some("Ed25519"), Some(pair.public_key().as_ref()), None, None, None);
-                (KeyPairInner::EdDsa(pair), jwk)
+                let public = pair.public_key().as_ref().to_vec();
+                let jwk = jwk_base("OKP", alg, Some("Ed25519"), Some(&public), None, None, None);
+                (KeyPairInner::EdDsa(pair), jwk, public)
             }
             SigningAlg::RS256 => {
                 let pair = RsaKeyPair::from_pkcs8(der)?;
@@ -117,13 +121,24 @@ impl SigningKey {
                 let n = public.modulus().big_endian_without_leading_zero().to_vec();
                 let e = public.exponent().big_endian_without_leading_zero().to_vec();
                 let jwk = jwk_base("RSA", alg, None, None, None, Some(&n), Some(&e));
-                (KeyPairInner::Rs256(pair), jwk)
+                let public = public.as_ref().to_vec();
+                (KeyPairInner::Rs256(pair), jwk, public)
             }
         };
         let kid = thumbprint(&jwk);
         jwk.kid = kid.clone();
         let header = format!(r#"{{"alg":"{}","typ":"at+jwt","kid":"{}"}}"#, alg.as_str(), kid);
-        Ok(SigningKey { pair, rng: SystemRandom::new(), alg, kid, jwk, header_b64: B64.encode(header) })
+        Ok(SigningKey { pair, public, rng: SystemRandom::new(), alg, kid, jwk, header_b64: B64.encode(header) })
+    }
+
+    /// Whether `signature` is this key's signature of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let alg: &dyn signature::VerificationAlgorithm = match self.alg {
+            SigningAlg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+            SigningAlg::EdDSA => &signature::ED25519,
+            SigningAlg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        };
+        signature::UnparsedPublicKey::new(alg, &self.public).verify(message, signature).is_ok()
     }
 
     /// The JWS signature of `message` (RFC 7515 §5.1), in JWS encoding:
@@ -193,6 +208,8 @@ mod tests {
                 SigningAlg::RS256 => 256,
             };
             assert_eq!(sig.len(), expected);
+            assert!(key.verify(b"message", &sig));
+            assert!(!key.verify(b"messagE", &sig));
             assert!(!format!("{key:?}").contains(&B64.encode(&der)));
         }
     }

@@ -3,6 +3,7 @@
 //! keys; client-secret verification; the provisioning file; and the `Store`
 //! trait that storage backends implement. Free of HTTP and SQL.
 
+pub mod audit;
 pub mod directory;
 pub mod error;
 pub mod jwt;
@@ -15,11 +16,12 @@ pub mod secret;
 pub mod service;
 pub mod store;
 
+pub use audit::{AuditFilter, AuditLog, AuditRecord, Outcome};
 pub use directory::{Directory, DirectoryHandle, TenantEntry};
 pub use error::OAuthError;
 pub use keys::{SigningAlg, SigningKey};
 pub use master_key::MasterKey;
-pub use model::{Client, Customer, Scope, Subject, Tenant, User};
+pub use model::{Client, ClientSecret, Customer, Scope, Subject, Tenant, User};
 pub use request::{Credentials, TokenRequest};
 pub use secret::{SecretHasher, SecretString};
 pub use service::{IssuedToken, TokenService};
@@ -30,6 +32,11 @@ pub type UnixTime = i64;
 
 /// The current time. Domain functions take `now` as a parameter so tests
 /// control time without sleeping.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The current time in seconds.
 pub fn now() -> UnixTime {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -61,17 +61,52 @@ impl RealmSet {
     }
 }
 
-/// A confidential client. Its secret is held only as a keyed hash.
+/// One secret of a client, held only as a keyed hash (see `secret.rs`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret {
+    /// HMAC-SHA-256 of the secret under the pepper.
+    pub hash: [u8; 32],
+    pub created_at: i64,
+    /// After a rotation the old secret stays valid until then.
+    pub expires_at: Option<i64>,
+}
+
+impl ClientSecret {
+    pub fn new(hash: [u8; 32], created_at: i64) -> Self {
+        ClientSecret { hash, created_at, expires_at: None }
+    }
+
+    pub fn is_active(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+/// A confidential client.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: String,
     pub name: Option<String>,
-    /// HMAC-SHA-256 of each active secret (see `secret.rs`).
-    pub secret_hashes: Vec<[u8; 32]>,
+    /// Its secrets; two during a rotation's overlap.
+    pub secrets: Vec<ClientSecret>,
     pub realms: RealmSet,
     pub scopes: Vec<String>,
     pub token_ttl_seconds: Option<u32>,
     pub enabled: bool,
+    /// When set, the client may act only for subjects in one of these groups.
+    pub subject_groups: Option<Vec<String>>,
+    /// The client may never act for subjects in these groups.
+    pub deny_subject_groups: Vec<String>,
+}
+
+impl Client {
+    /// Whether this client may act for a subject with these groups.
+    pub fn may_act_for(&self, groups: &[String]) -> bool {
+        let allowed = match &self.subject_groups {
+            None => true,
+            Some(allowed) => groups.iter().any(|g| allowed.contains(g)),
+        };
+        allowed && !groups.iter().any(|g| self.deny_subject_groups.contains(g))
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -79,11 +114,13 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("id", &self.id)
             .field("name", &self.name)
-            .field("secret_hashes", &format_args!("[{} redacted]", self.secret_hashes.len()))
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
             .field("realms", &self.realms)
             .field("scopes", &self.scopes)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("enabled", &self.enabled)
+            .field("subject_groups", &self.subject_groups)
+            .field("deny_subject_groups", &self.deny_subject_groups)
             .finish()
     }
 }
@@ -94,6 +131,7 @@ pub struct User {
     pub username: String,
     pub email: Option<String>,
     pub enabled: bool,
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +139,7 @@ pub struct Customer {
     pub id: String,
     pub email: String,
     pub enabled: bool,
+    pub groups: Vec<String>,
 }
 
 /// The identity a token is issued for.
@@ -122,6 +161,13 @@ impl Subject {
         match self {
             Subject::User(u) => u.enabled,
             Subject::Customer(c) => c.enabled,
+        }
+    }
+
+    pub fn groups(&self) -> &[String] {
+        match self {
+            Subject::User(u) => &u.groups,
+            Subject::Customer(c) => &c.groups,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct ClientPlan {
     pub scopes: Option<Vec<String>>,
     pub token_ttl_seconds: Option<u32>,
     pub enabled: Option<bool>,
+    pub subject_groups: Option<Vec<String>>,
+    pub deny_subject_groups: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for ClientPlan {
@@ -56,6 +58,7 @@ pub struct UserPlan {
     pub username: String,
     pub email: Option<String>,
     pub enabled: Option<bool>,
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +66,13 @@ pub struct CustomerPlan {
     pub email: String,
     pub id: Option<String>,
     pub enabled: Option<bool>,
+    pub groups: Option<Vec<String>>,
 }
+
+/// Imported secrets shorter than this are refused unless the client sets
+/// `allow_short_secret`: the pepper stops offline guessing only while it
+/// stays secret, the secret's own entropy is the last line.
+pub const MIN_SECRET_CHARS: usize = 32;
 
 /// A provisioning file was refused; the message names the offending entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,10 +117,14 @@ struct ClientFile {
     id: String,
     name: Option<String>,
     secret: Option<String>,
+    secrets: Option<Vec<String>>,
+    allow_short_secret: Option<bool>,
     realms: Option<Vec<String>>,
     scopes: Option<Vec<String>>,
     token_ttl_seconds: Option<i64>,
     enabled: Option<bool>,
+    subject_groups: Option<Vec<String>>,
+    deny_subject_groups: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +134,7 @@ struct UserFile {
     username: String,
     email: Option<String>,
     enabled: Option<bool>,
+    groups: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +143,7 @@ struct CustomerFile {
     email: String,
     id: Option<String>,
     enabled: Option<bool>,
+    groups: Option<Vec<String>>,
 }
 
 /// Parses and validates a provisioning file.
@@ -227,10 +242,34 @@ fn parse_tenant(file: TenantFile, label: &str, hasher: &SecretHasher) -> Result<
         if !ids.insert(c.id.clone()) {
             return err(&l, "appears twice in the file");
         }
-        let secret_hashes = match c.secret {
+        let secrets = match (c.secret, c.secrets) {
+            (Some(_), Some(_)) => return err(&l, "give either secret or secrets, not both"),
+            (Some(one), None) => Some(vec![one]),
+            (None, many) => many,
+        };
+        let secret_hashes = match secrets {
             None => None,
-            Some(s) if s.is_empty() => return err(&l, "secret must not be empty"),
-            Some(s) => Some(vec![hasher.hash(&s)]),
+            Some(list) => {
+                if list.is_empty() || list.len() > 2 {
+                    return err(&l, "a client holds one or two secrets");
+                }
+                let allow_short = c.allow_short_secret.unwrap_or(false);
+                for s in &list {
+                    if s.is_empty() || s.chars().any(char::is_control) {
+                        return err(&l, "a secret must not be empty or contain control characters");
+                    }
+                    if s.chars().count() < MIN_SECRET_CHARS && !allow_short {
+                        return err(
+                            &l,
+                            format!(
+                                "a secret has fewer than {MIN_SECRET_CHARS} characters; use a long random secret \
+                                 (or set allow_short_secret = true)"
+                            ),
+                        );
+                    }
+                }
+                Some(list.iter().map(|s| hasher.hash(s)).collect())
+            }
         };
         let realms = match c.realms {
             None => None,
@@ -258,6 +297,8 @@ fn parse_tenant(file: TenantFile, label: &str, hasher: &SecretHasher) -> Result<
             scopes: c.scopes.map(dedup),
             token_ttl_seconds: ttl(&l, c.token_ttl_seconds)?,
             enabled: c.enabled,
+            subject_groups: groups(&l, c.subject_groups)?,
+            deny_subject_groups: groups(&l, c.deny_subject_groups)?,
         });
     }
 
@@ -278,7 +319,8 @@ fn parse_tenant(file: TenantFile, label: &str, hasher: &SecretHasher) -> Result<
         if !usernames.insert(fold_case(&u.username)) {
             return err(&l, format!("username {:?} is used by another user in the file", u.username));
         }
-        plan.users.push(UserPlan { id: u.id, username: u.username, email: u.email, enabled: u.enabled });
+        let groups = groups(&l, u.groups)?;
+        plan.users.push(UserPlan { id: u.id, username: u.username, email: u.email, enabled: u.enabled, groups });
     }
 
     let (mut emails, mut ids) = (HashSet::new(), HashSet::new());
@@ -297,7 +339,8 @@ fn parse_tenant(file: TenantFile, label: &str, hasher: &SecretHasher) -> Result<
                 return err(&l, format!("customer id {id:?} is used by another customer in the file"));
             }
         }
-        plan.customers.push(CustomerPlan { email: c.email, id: c.id, enabled: c.enabled });
+        let groups = groups(&l, c.groups)?;
+        plan.customers.push(CustomerPlan { email: c.email, id: c.id, enabled: c.enabled, groups });
     }
     Ok(plan)
 }
@@ -307,6 +350,15 @@ fn sub_label(tenant: &str, kind: &str, value: &toml::Value, key: &str) -> String
         Some(k) => format!("{tenant} {kind} {k:?}"),
         None => format!("{tenant} {kind} without {key}"),
     }
+}
+
+/// Group names: non-empty, no control characters, each once.
+fn groups(label: &str, list: Option<Vec<String>>) -> Result<Option<Vec<String>>, ProvisionError> {
+    let Some(list) = list else { return Ok(None) };
+    for g in &list {
+        non_empty(label, "a group name", g)?;
+    }
+    Ok(Some(dedup(list)))
 }
 
 fn dedup(list: Vec<String>) -> Vec<String> {
@@ -409,11 +461,34 @@ enabled = true
             ("[[tenants]]\nid = \"A\"\n[[tenants]]\nid = \"A\"\n".to_string(), "twice"),
             ("tenants = 3".to_string(), "invalid"),
             ("unknown = 1".to_string(), "unknown"),
+            (EXAMPLE.replace("use-a-long-random-secret-of-32+-characters", "short"), "fewer than 32"),
+            (
+                EXAMPLE.replace("secret = \"use-a-long", "secrets = []\nsecret = \"use-a-long"),
+                "either secret or secrets",
+            ),
         ];
         for (text, needle) in cases {
             let e = parse(&text, &hasher()).unwrap_err().0;
             assert!(e.contains(needle), "{needle}: {e}");
         }
+    }
+
+    #[test]
+    fn short_secrets_need_an_explicit_opt_in_and_groups_parse() {
+        let text = EXAMPLE
+            .replace("use-a-long-random-secret-of-32+-characters", "short")
+            .replace("enabled = true\n\n[[tenants.users]]", "enabled = true\nallow_short_secret = true\nsubject_groups = [\"staff\"]\ndeny_subject_groups = [\"admins\"]\n\n[[tenants.users]]")
+            .replace("email = \"pa@example.com\"", "email = \"pa@example.com\"\ngroups = [\"staff\", \"staff\"]");
+        let plan = parse(&text, &hasher()).unwrap();
+        let t = &plan.tenants[0];
+        assert_eq!(t.clients[0].subject_groups, Some(vec!["staff".to_string()]));
+        assert_eq!(t.clients[0].deny_subject_groups, Some(vec!["admins".to_string()]));
+        assert_eq!(t.users[0].groups, Some(vec!["staff".to_string()]));
+        let two = EXAMPLE.replace(
+            "secret = \"use-a-long-random-secret-of-32+-characters\"",
+            "secrets = [\"use-a-long-random-secret-of-32+-characters\", \"another-long-random-secret-of-32+-chars\"]",
+        );
+        assert_eq!(parse(&two, &hasher()).unwrap().tenants[0].clients[0].secret_hashes.as_ref().unwrap().len(), 2);
     }
 
     #[test]

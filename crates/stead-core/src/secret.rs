@@ -8,6 +8,7 @@
 //! well under a microsecond, and the pepper does the work that the hash's
 //! slowness would do for low-entropy passwords.
 
+use crate::model::ClientSecret;
 use aws_lc_rs::hmac;
 use subtle::ConstantTimeEq;
 
@@ -66,20 +67,22 @@ impl SecretHasher {
         tag.as_ref().try_into().expect("HMAC-SHA-256 is 32 bytes")
     }
 
-    /// Whether `secret` matches one of `stored`, in time independent of
-    /// which one matches or where they differ. With `stored = None` (an
-    /// unknown client) the same work is done against a dummy hash, so an
-    /// unknown client id costs the same as a wrong secret.
-    pub fn verify(&self, secret: &str, stored: Option<&[[u8; 32]]>) -> bool {
+    /// Whether `secret` matches one of the `stored` secrets active at
+    /// `now`, in time independent of which one matches or where they
+    /// differ. With `stored = None` (an unknown client) the same work is
+    /// done against a dummy, so an unknown client id costs the same as a
+    /// wrong secret.
+    pub fn verify(&self, secret: &str, stored: Option<&[ClientSecret]>, now: i64) -> bool {
         let presented = self.hash(secret);
-        let dummy = [[0u8; 32]];
-        let (hashes, known) = match stored {
-            Some(h) if !h.is_empty() => (h, true),
+        let dummy = [ClientSecret::new([0u8; 32], 0)];
+        let (secrets, known) = match stored {
+            Some(s) if !s.is_empty() => (s, true),
             _ => (&dummy[..], false),
         };
         let mut matched = subtle::Choice::from(0);
-        for h in hashes {
-            matched |= presented.ct_eq(h);
+        for s in secrets {
+            let active = subtle::Choice::from(s.is_active(now) as u8);
+            matched |= presented.ct_eq(&s.hash) & active;
         }
         known && bool::from(matched)
     }
@@ -92,13 +95,16 @@ mod tests {
     #[test]
     fn verifies_any_active_secret_and_nothing_else() {
         let h = SecretHasher::new(&crate::MasterKey::generate().unwrap());
-        let a = h.hash("first secret");
-        let b = h.hash("second secret");
-        assert!(h.verify("first secret", Some(&[a, b])));
-        assert!(h.verify("second secret", Some(&[a, b])));
-        assert!(!h.verify("third", Some(&[a, b])));
-        assert!(!h.verify("first secret", None));
-        assert!(!h.verify("", Some(&[])));
+        let a = ClientSecret::new(h.hash("first secret"), 0);
+        let mut b = ClientSecret::new(h.hash("second secret"), 0);
+        b.expires_at = Some(100);
+        let both = [a, b];
+        assert!(h.verify("first secret", Some(&both), 50));
+        assert!(h.verify("second secret", Some(&both), 50));
+        assert!(!h.verify("second secret", Some(&both), 100), "expired after its overlap");
+        assert!(!h.verify("third", Some(&both), 50));
+        assert!(!h.verify("first secret", None, 50));
+        assert!(!h.verify("", Some(&[]), 50));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! client authentication (§2.3.1), the client's right to the realm, the
 //! subject parameters, the scope (§3.3), and finally the subject itself.
 
+use crate::audit::{bounded, AuditLog, AuditRecord, Outcome};
 use crate::directory::{DirectoryHandle, TenantEntry};
 use crate::error::OAuthError;
 use crate::jwt;
@@ -15,7 +16,7 @@ use crate::UnixTime;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use std::sync::Arc;
-use stead_proto::{Actor, Claims, ErrorCode, RealmKind, RealmPath, TokenResponse};
+use stead_proto::{Actor, Claims, ErrorCode, IntrospectionResponse, RealmKind, RealmPath, TokenResponse};
 
 /// What is known about a request as it is processed, for its log line and
 /// audit record, whether it succeeds or not.
@@ -47,16 +48,30 @@ pub struct IssuedToken {
     pub claims: Claims,
 }
 
+/// Where a request came from, for its audit record.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub remote_addr: Option<String>,
+    pub request_id: String,
+}
+
 pub struct TokenService {
     directory: Arc<DirectoryHandle>,
     store: Arc<dyn Store>,
     hasher: SecretHasher,
     base_url: String,
+    audit: AuditLog,
 }
 
 impl TokenService {
-    pub fn new(directory: Arc<DirectoryHandle>, store: Arc<dyn Store>, hasher: SecretHasher, base_url: String) -> Self {
-        TokenService { directory, store, hasher, base_url: base_url.trim_end_matches('/').to_owned() }
+    pub fn new(
+        directory: Arc<DirectoryHandle>,
+        store: Arc<dyn Store>,
+        hasher: SecretHasher,
+        base_url: String,
+        audit: AuditLog,
+    ) -> Self {
+        TokenService { directory, store, hasher, base_url: base_url.trim_end_matches('/').to_owned(), audit }
     }
 
     pub fn directory(&self) -> &DirectoryHandle {
@@ -76,18 +91,45 @@ impl TokenService {
             .ok_or_else(|| OAuthError::new(ErrorCode::NotFound, "unknown tenant"))
     }
 
-    /// Validates and issues in one call.
+    /// Validates, issues and audits one token request. An issued token is
+    /// returned only once its audit record is committed; when the record
+    /// cannot be written the caller gets `temporarily_unavailable` instead.
     pub async fn token(
         &self,
         realm: &RealmPath,
         request: TokenRequest,
         now: UnixTime,
         ctx: &mut RequestContext,
+        meta: &RequestMeta,
     ) -> Result<IssuedToken, OAuthError> {
-        let grant = self.validate(realm, request, ctx).await?;
-        let issued = self.issue(&grant, now);
-        ctx.jti = Some(issued.claims.jti.clone());
-        Ok(issued)
+        let result = match self.validate(realm, request, ctx, now).await {
+            Ok(grant) => {
+                let issued = self.issue(&grant, now);
+                ctx.jti = Some(issued.claims.jti.clone());
+                Ok(issued)
+            }
+            Err(e) => Err(e),
+        };
+        let record = AuditRecord {
+            time_ms: crate::now_ms(),
+            tenant: realm.tenant.to_string(),
+            realm: realm.kind.as_str().to_owned(),
+            client_id: ctx.client_id.as_deref().map(bounded),
+            subject_id: ctx.subject_id.clone(),
+            subject_given: ctx.subject_given.as_deref().map(bounded),
+            requested_scope: ctx.requested_scope.as_deref().map(bounded),
+            granted_scope: result.as_ref().ok().map(|i| i.claims.scope.clone()),
+            jti: result.as_ref().ok().map(|i| i.claims.jti.clone()),
+            outcome: if result.is_ok() { Outcome::Issued } else { Outcome::Refused },
+            error: result.as_ref().err().map(|e| e.code.as_str().to_owned()),
+            remote_addr: meta.remote_addr.clone(),
+            request_id: meta.request_id.clone(),
+        };
+        if let Err(e) = self.audit.record(record).await {
+            tracing::error!(error = %e, "audit record not committed; request answered 503");
+            return Err(OAuthError::unavailable());
+        }
+        result
     }
 
     pub async fn validate(
@@ -95,6 +137,7 @@ impl TokenService {
         realm: &RealmPath,
         req: TokenRequest,
         ctx: &mut RequestContext,
+        now: UnixTime,
     ) -> Result<Grant, OAuthError> {
         let tenant = self.tenant(realm)?;
         ctx.client_id = req.credentials.client_id().map(str::to_owned);
@@ -112,7 +155,7 @@ impl TokenService {
             }
         }
 
-        let client = self.authenticate(&tenant, &req.credentials)?;
+        let client = self.authenticate(&tenant, &req.credentials, now)?;
 
         // SPEC §2: a client acts only in the realms it was granted.
         if !client.realms.contains(realm.kind) {
@@ -128,10 +171,15 @@ impl TokenService {
         let scopes = grant_scopes(&tenant, client, req.scope.as_deref())?;
 
         let subject = self.find_subject(&tenant, lookup).await?;
+        ctx.subject_id = Some(subject.id().to_owned());
         if !subject.enabled() {
             return Err(OAuthError::invalid_grant("the subject is unknown or disabled"));
         }
-        ctx.subject_id = Some(subject.id().to_owned());
+        // The client's subject_groups / deny_subject_groups. The refusal
+        // does not say which group decided it.
+        if !client.may_act_for(subject.groups()) {
+            return Err(OAuthError::invalid_grant("this client may not act for this subject"));
+        }
         ctx.granted_scope = Some(scopes.join(" "));
 
         let ttl = client.token_ttl_seconds.or(tenant.tenant.token_ttl_seconds).unwrap_or(DEFAULT_TOKEN_TTL);
@@ -140,7 +188,12 @@ impl TokenService {
 
     /// RFC 6749 §2.3.1. Every failure gives the same `invalid_client`, and an
     /// unknown id costs the same hashing as a wrong secret.
-    fn authenticate<'t>(&self, tenant: &'t TenantEntry, credentials: &Credentials) -> Result<&'t Client, OAuthError> {
+    pub fn authenticate<'t>(
+        &self,
+        tenant: &'t TenantEntry,
+        credentials: &Credentials,
+        now: UnixTime,
+    ) -> Result<&'t Client, OAuthError> {
         let (client_id, secret) = match credentials {
             Credentials::Both => {
                 return Err(OAuthError::invalid_request(
@@ -153,7 +206,7 @@ impl TokenService {
         };
         let client = tenant.clients.get(client_id.as_str());
         let verified = match secret {
-            Some(secret) => self.hasher.verify(secret.expose(), client.map(|c| c.secret_hashes.as_slice())),
+            Some(secret) => self.hasher.verify(secret.expose(), client.map(|c| c.secrets.as_slice()), now),
             None => false,
         };
         match client {
@@ -191,7 +244,12 @@ impl TokenService {
                 if !tenant.tenant.auto_provision_customers || !is_valid_email(email) {
                     return Err(unknown());
                 }
-                let customer = Customer { id: crate::model::random_id(), email: email.to_owned(), enabled: true };
+                let customer = Customer {
+                    id: crate::model::random_id(),
+                    email: email.to_owned(),
+                    enabled: true,
+                    groups: Vec::new(),
+                };
                 let created = self.store.create_customer(t, &customer).await.map_err(storage)?;
                 tracing::info!(tenant = %t, customer = %created.id, "auto-provisioned customer");
                 Ok(Subject::Customer(created))
@@ -224,6 +282,86 @@ impl TokenService {
         let access_token = jwt::sign_claims(&grant.tenant.active_key, &claims);
         let response = TokenResponse { access_token, token_type: "Bearer".into(), expires_in: grant.ttl as u64, scope };
         IssuedToken { response, claims }
+    }
+}
+
+impl TokenService {
+    /// RFC 7662: the state of `token` for an authenticated client of the
+    /// realm's tenant. Active only when the signature verifies, it was
+    /// issued by this realm, has not expired or been revoked, and its
+    /// client and subject are still enabled.
+    pub async fn introspect(
+        &self,
+        realm: &RealmPath,
+        credentials: &Credentials,
+        token: Option<&str>,
+        now: UnixTime,
+    ) -> Result<IntrospectionResponse, OAuthError> {
+        let tenant = self.tenant(realm)?;
+        self.authenticate(&tenant, credentials, now)?;
+        let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let inactive = IntrospectionResponse::default();
+        let Some(claims) = self.live_claims(&tenant, realm, token, now) else { return Ok(inactive) };
+        let client_enabled = tenant.clients.get(&claims.client_id).is_some_and(|c| c.enabled);
+        if !client_enabled || !self.subject_enabled(&tenant, &claims).await? {
+            return Ok(inactive);
+        }
+        Ok(IntrospectionResponse {
+            active: true,
+            username: claims.preferred_username.clone().or(claims.email.clone()),
+            sub: Some(claims.sub),
+            act: Some(claims.act),
+            scope: Some(claims.scope),
+            client_id: Some(claims.client_id),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            subject_type: Some(claims.subject_type),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            jti: Some(claims.jti),
+            token_type: Some("Bearer".into()),
+            tenant: Some(claims.tenant),
+        })
+    }
+
+    /// RFC 7009: revokes `token` for the client it was issued to. Invalid
+    /// or expired tokens need no revocation and succeed (§2.2).
+    pub async fn revoke(
+        &self,
+        realm: &RealmPath,
+        credentials: &Credentials,
+        token: Option<&str>,
+        now: UnixTime,
+    ) -> Result<(), OAuthError> {
+        let tenant = self.tenant(realm)?;
+        let client = self.authenticate(&tenant, credentials, now)?;
+        let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let Some(claims) = self.live_claims(&tenant, realm, token, now) else { return Ok(()) };
+        // RFC 7009 §2.1: a client revokes only its own tokens.
+        if claims.client_id != client.id {
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the token was issued to another client"));
+        }
+        self.store.revoke_token(&tenant.tenant.id, &claims.jti, claims.exp).await.map_err(storage)?;
+        tracing::info!(tenant = %tenant.tenant.id, client = %client.id, jti = %claims.jti, "token revoked");
+        Ok(())
+    }
+
+    /// The claims of a token this realm issued that is still within its
+    /// lifetime and not revoked.
+    fn live_claims(&self, tenant: &TenantEntry, realm: &RealmPath, token: &str, now: UnixTime) -> Option<Claims> {
+        let claims = jwt::verify_claims(token, |kid| tenant.key(kid).map(|k| &**k))?;
+        let ours = claims.iss == realm.issuer(&self.base_url) && claims.tenant == tenant.tenant.id.as_str();
+        (ours && claims.exp > now && !tenant.revoked.contains(&claims.jti)).then_some(claims)
+    }
+
+    async fn subject_enabled(&self, tenant: &TenantEntry, claims: &Claims) -> Result<bool, OAuthError> {
+        let t = &tenant.tenant.id;
+        let enabled = match claims.subject_type.as_str() {
+            "user" => self.store.user_by_id(t, &claims.sub).await.map_err(storage)?.map(|u| u.enabled),
+            "customer" => self.store.customer_by_id(t, &claims.sub).await.map_err(storage)?.map(|c| c.enabled),
+            _ => None,
+        };
+        Ok(enabled.unwrap_or(false))
     }
 }
 

@@ -1,8 +1,9 @@
 //! The one storage interface. SQLite and PostgreSQL implement it; nothing
 //! above it knows which one runs.
 
+use crate::audit::{AuditFilter, AuditRecord};
 use crate::keys::SigningAlg;
-use crate::model::{Client, Customer, Scope, Tenant, User};
+use crate::model::{Client, ClientSecret, Customer, Scope, Tenant, User};
 use crate::provision::ProvisioningPlan;
 use async_trait::async_trait;
 use stead_proto::TenantId;
@@ -28,6 +29,9 @@ pub struct StoredKey {
     /// PKCS#8 DER sealed by [`MasterKey::seal`](crate::MasterKey::seal).
     pub sealed_private_key: Vec<u8>,
     pub created_at: i64,
+    /// When a newer key replaced it; it still verifies tokens until they
+    /// expire.
+    pub retired_at: Option<i64>,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for StoredKey {
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +53,8 @@ pub struct DirectoryData {
     pub scopes: Vec<(TenantId, Scope)>,
     pub clients: Vec<(TenantId, Client)>,
     pub keys: Vec<StoredKey>,
+    /// Revoked, not yet expired tokens: (tenant, jti).
+    pub revoked: Vec<(TenantId, String)>,
 }
 
 /// What an import changed, for the operator.
@@ -76,13 +83,51 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError>;
     /// `email_folded` is [`fold_case`](crate::model::fold_case) of the email.
     async fn customer_by_email(&self, tenant: &TenantId, email_folded: &str) -> Result<Option<Customer>, StoreError>;
+    async fn customer_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<Customer>, StoreError>;
 
     /// Creates a customer on first use (auto-provisioning). When a customer
     /// with that email exists already (a concurrent request made it), returns it.
     async fn create_customer(&self, tenant: &TenantId, customer: &Customer) -> Result<Customer, StoreError>;
 
-    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Replaces the tenant's active key with `new` — but only when the
+    /// active key (the newest unretired one) is still `expected_active`
+    /// (`None`: the tenant has none). All its unretired keys are retired at
+    /// `new.created_at`. Returns whether the rotation happened, so when
+    /// several servers rotate at once exactly one succeeds.
+    async fn rotate_signing_key(&self, expected_active: Option<&str>, new: &StoredKey) -> Result<bool, StoreError>;
+
+    /// Deletes keys retired before `retired_before`; returns how many.
+    async fn prune_signing_keys(&self, retired_before: i64) -> Result<u64, StoreError>;
 
     /// Applies a provisioning file in one transaction: all or nothing.
     async fn apply_provisioning(&self, plan: &ProvisioningPlan) -> Result<ImportReport, StoreError>;
+
+    /// Adds `new_secret` to a client; its other secrets stay valid until
+    /// `old_expire_at` (immediately when that is not in the future).
+    /// `Rejected` when the client does not exist.
+    async fn rotate_client_secret(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+        new_secret: &ClientSecret,
+        old_expire_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes every secret of a client but the newest; returns how many.
+    async fn revoke_old_client_secrets(&self, tenant: &TenantId, client_id: &str) -> Result<u64, StoreError>;
+
+    /// Appends audit records in one durable transaction (group commit).
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// Audit records matching `filter`, oldest first.
+    async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Deletes audit records older than `before_ms`; returns how many.
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Records a revoked token (RFC 7009) until it expires.
+    async fn revoke_token(&self, tenant: &TenantId, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+
+    /// Forgets revocations of tokens expired before `now`.
+    async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError>;
 }

@@ -11,4 +11,4 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use jwks::{Jwk, JwkSet};
 pub use metadata::ServerMetadata;
 pub use realm::{RealmKind, RealmPath, TenantId};
-pub use token::{Actor, Claims, TokenResponse};
+pub use token::{Actor, Claims, IntrospectionResponse, TokenResponse};

@@ -14,11 +14,13 @@ pub struct ErrorReply {
     /// The client tried HTTP Basic: answer 401 with `WWW-Authenticate: Basic`.
     pub basic_realm: Option<String>,
     pub allow: Option<&'static str>,
+    /// Seconds for `Retry-After` on 429 and 503 (1 when not set).
+    pub retry_after: Option<u64>,
 }
 
 impl ErrorReply {
     pub fn new(error: OAuthError) -> Self {
-        ErrorReply { error, basic_realm: None, allow: None }
+        ErrorReply { error, basic_realm: None, allow: None, retry_after: None }
     }
 
     pub fn code(code: ErrorCode, description: &'static str) -> Self {
@@ -27,6 +29,13 @@ impl ErrorReply {
 
     pub fn not_found() -> Self {
         Self::code(ErrorCode::NotFound, "no such tenant, realm or endpoint")
+    }
+
+    /// 429 `too_many_requests`, retry after `seconds` (at least 1).
+    pub fn too_many_requests(description: &'static str, seconds: u64) -> Self {
+        let mut reply = Self::code(ErrorCode::TooManyRequests, description);
+        reply.retry_after = Some(seconds.max(1));
+        reply
     }
 
     pub fn method_not_allowed(allow: &'static str) -> Self {
@@ -62,7 +71,7 @@ impl IntoResponse for ErrorReply {
             }
         }
         if matches!(code, ErrorCode::TemporarilyUnavailable | ErrorCode::TooManyRequests) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after.unwrap_or(1).max(1)));
         }
         if let Some(allow) = self.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));

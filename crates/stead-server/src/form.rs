@@ -1,5 +1,5 @@
-//! A strict `application/x-www-form-urlencoded` parser for the token
-//! request. Unlike a lenient decoder it refuses what RFC 6749 §3.2 and
+//! A strict `application/x-www-form-urlencoded` parser for the token,
+//! introspection and revocation requests. Unlike a lenient decoder it refuses what RFC 6749 §3.2 and
 //! SPEC §2 refuse: invalid UTF-8, malformed percent escapes, a known
 //! parameter given twice or empty, and control characters in values.
 
@@ -15,6 +15,9 @@ pub struct TokenForm {
     pub subject_username: Option<String>,
     pub subject_userid: Option<String>,
     pub subject_email: Option<String>,
+    /// Introspection (RFC 7662 §2.1) and revocation (RFC 7009 §2.1).
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
 }
 
 impl TokenForm {
@@ -27,6 +30,8 @@ impl TokenForm {
             "subject_username" => &mut self.subject_username,
             "subject_userid" => &mut self.subject_userid,
             "subject_email" => &mut self.subject_email,
+            "token" => &mut self.token,
+            "token_type_hint" => &mut self.token_type_hint,
             _ => return None,
         })
     }

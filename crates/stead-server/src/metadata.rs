@@ -18,8 +18,8 @@ pub async fn metadata(State(state): State<AppState>, Path(realm): Path<String>) 
         token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
         scopes_supported: tenant.scopes.iter().map(|s| s.name.clone()).collect(),
         response_types_supported: vec![],
-        introspection_endpoint: None,
-        revocation_endpoint: None,
+        introspection_endpoint: Some(format!("{issuer}/oauth2/introspect")),
+        revocation_endpoint: Some(format!("{issuer}/oauth2/revoke")),
         issuer,
     };
     Ok(cached(axum::Json(body).into_response(), "public, max-age=60"))

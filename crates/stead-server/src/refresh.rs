@@ -35,3 +35,33 @@ pub fn spawn_refresh(directory: Arc<DirectoryHandle>) -> tokio::task::JoinHandle
         }
     })
 }
+
+/// How often expired keys, revocations and audit records are pruned.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Prunes what has expired: retired keys no token needs, revocations of
+/// expired tokens, audit records past `audit_retention`.
+pub fn spawn_maintenance(
+    directory: Arc<DirectoryHandle>,
+    store: Arc<dyn stead_core::Store>,
+    audit_retention: Option<Duration>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = directory.prune().await {
+                tracing::warn!(error = %e, "pruning keys and revocations failed");
+            }
+            if let Some(retention) = audit_retention {
+                let before = stead_core::now_ms() - retention.as_millis() as i64;
+                match store.prune_audit(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "pruned audit records past retention"),
+                    Err(e) => tracing::warn!(error = %e, "pruning audit records failed"),
+                }
+            }
+        }
+    })
+}

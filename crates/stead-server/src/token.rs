@@ -2,21 +2,22 @@
 //! service → response, with one log line per request.
 
 use crate::error::ErrorReply;
-use crate::{basic, body, form, AppState};
+use crate::{basic, body, form, AppState, AuthGuard};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 use std::time::Instant;
-use stead_core::service::RequestContext;
+use stead_core::service::{RequestContext, RequestMeta};
 use stead_core::{OAuthError, TokenRequest};
 use stead_proto::RealmPath;
 
 pub async fn token(
     State(state): State<AppState>,
     Path(realm): Path<String>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    // Brute-force protection, and the source address: the TCP peer, or the
+    // proxy's client with --trust-proxy-headers.
+    guard: AuthGuard,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -27,9 +28,11 @@ pub async fn token(
     let mut ctx = RequestContext::default();
     let basic = basic::from_headers(&headers);
     let used_basic = basic.is_some();
-    let result = handle(&state, &realm, &headers, basic, body, &mut ctx).await;
-    let latency_us = started.elapsed().as_micros() as u64;
     let request_id = request_id();
+    let remote = guard.source;
+    let meta = RequestMeta { remote_addr: Some(remote.to_string()), request_id: request_id.clone() };
+    let result = handle(&state, &realm, &headers, basic, body, &mut ctx, &meta, &guard).await;
+    let latency_us = started.elapsed().as_micros() as u64;
 
     match result {
         Ok(issued) => {
@@ -43,7 +46,7 @@ pub async fn token(
                 subject = ctx.subject_id.as_deref().unwrap_or(""),
                 scopes = ctx.granted_scope.as_deref().unwrap_or(""),
                 jti = ctx.jti.as_deref().unwrap_or(""),
-                remote = %remote.ip(),
+                remote = %remote,
                 latency_us,
             );
             let mut response = axum::Json(issued.response).into_response();
@@ -64,7 +67,7 @@ pub async fn token(
                 client = ctx.client_id.as_deref().unwrap_or(""),
                 subject = ctx.subject_id.as_deref().unwrap_or(""),
                 scopes = ctx.requested_scope.as_deref().map(printable).unwrap_or_default(),
-                remote = %remote.ip(),
+                remote = %remote,
                 latency_us,
             );
             if used_basic {
@@ -75,6 +78,7 @@ pub async fn token(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &AppState,
     realm: &RealmPath,
@@ -82,6 +86,8 @@ async fn handle(
     basic: Option<stead_core::Credentials>,
     body: Body,
     ctx: &mut RequestContext,
+    meta: &RequestMeta,
+    guard: &AuthGuard,
 ) -> Result<stead_core::IssuedToken, ErrorReply> {
     // SPEC §1: an unknown tenant is a 404 whatever the request holds.
     state.service.tenant(realm)?;
@@ -98,12 +104,23 @@ async fn handle(
         subject_userid: form.subject_userid,
         subject_email: form.subject_email,
     };
-    Ok(state.service.token(realm, request, stead_core::now(), ctx).await?)
+    // Brute-force protection (crate::limits::auth): a source that spent its
+    // budget of failed authentications gets 429 before its secret is
+    // checked, and a failure is counted (429 rather than 401 while the
+    // client is attacked).
+    if let Err(refusal) = guard.admit(realm.tenant.as_str(), request.credentials.client_id()) {
+        // For the log line (and audit) of a request the service never saw.
+        ctx.client_id = request.credentials.client_id().map(str::to_owned);
+        ctx.requested_scope = request.scope;
+        return Err(refusal);
+    }
+    let result = state.service.token(realm, request, stead_core::now(), ctx, meta).await;
+    guard.settle(realm.tenant.as_str(), ctx.client_id.as_deref(), result)
 }
 
 /// RFC 6749 §4.3.2: the body is `application/x-www-form-urlencoded`
 /// (parameters such as `charset=UTF-8` are allowed).
-fn is_form_content_type(headers: &HeaderMap) -> bool {
+pub(crate) fn is_form_content_type(headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(header::CONTENT_TYPE).iter();
     let (Some(value), None) = (values.next(), values.next()) else { return false };
     let Ok(value) = value.to_str() else { return false };
@@ -118,7 +135,7 @@ fn printable(s: &str) -> String {
 
 /// A process-unique request id: the start time and a counter. Unique and
 /// cheap; not a secret.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();

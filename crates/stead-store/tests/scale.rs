@@ -1,4 +1,5 @@
-//! A million users and customers in one tenant. Ignored by default; run with
+//! A million users and customers in one tenant, on SQLite and on
+//! PostgreSQL. Ignored by default; run with
 //! `cargo test -p stead-store --release --test scale -- --ignored --nocapture`.
 
 mod common;
@@ -7,7 +8,6 @@ use common::*;
 use std::time::{Duration, Instant};
 use stead_core::model::fold_case;
 use stead_core::provision::{CustomerPlan, ProvisioningPlan, TenantPlan, UserPlan};
-use stead_core::Store;
 
 const N: usize = 1_000_000;
 
@@ -32,10 +32,16 @@ fn plan() -> ProvisioningPlan {
                     username: format!("User.{}", scramble(scramble(i))),
                     email: Some(format!("user.{i}@example.com")),
                     enabled: Some(true),
+                    groups: None,
                 })
                 .collect(),
             customers: (0..N)
-                .map(|i| CustomerPlan { email: format!("Customer.{i}@example.com"), id: None, enabled: None })
+                .map(|i| CustomerPlan {
+                    email: format!("Customer.{i}@example.com"),
+                    id: None,
+                    enabled: None,
+                    groups: None,
+                })
                 .collect(),
         }],
     }
@@ -44,7 +50,18 @@ fn plan() -> ProvisioningPlan {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "slow: a million users and a million customers"]
 async fn imports_a_million_subjects_and_looks_them_up_fast() {
-    let env = Env::new().await;
+    at_scale(Env::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "slow: a million users and a million customers"]
+async fn imports_a_million_subjects_and_looks_them_up_fast_on_postgres() {
+    if let Some(env) = Env::postgres("scale").await {
+        at_scale(env).await;
+    }
+}
+
+async fn at_scale(env: Env) {
     let plan = plan();
 
     let mut users = plan.clone();
@@ -97,6 +114,20 @@ async fn imports_a_million_subjects_and_looks_them_up_fast() {
     }
     let by_email = time(started.elapsed());
     println!("per lookup: by username {by_name:?}, by id {by_id:?}, by email {by_email:?}");
-    let size = std::fs::metadata(env.dir.path().join("stead.db")).unwrap().len();
-    println!("database size: {} MiB", size / (1 << 20));
+    let size = match (&env.dir, &env.db) {
+        (Some(dir), _) => std::fs::metadata(dir.path().join("stead.db")).unwrap().len(),
+        (_, Some(db)) => {
+            let url = db.url.clone();
+            stead_store::postgres::testing::blocking(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar::<_, i64>("SELECT pg_database_size(current_database())")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }) as u64
+        }
+        _ => 0,
+    };
+    println!("{:?}: database size: {} MiB", env.backend, size / (1 << 20));
 }

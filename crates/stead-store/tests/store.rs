@@ -1,17 +1,19 @@
 //! The rest of the `Store` contract: change versions, auto-provisioned
-//! customers, signing keys, and several stores sharing one file.
+//! customers, signing keys, client secrets, the audit trail, revocations,
+//! and several stores sharing one file.
 
 mod common;
 
 use common::*;
 use std::sync::Arc;
-use stead_core::model::Customer;
+use stead_core::audit::{AuditFilter, AuditRecord, Outcome};
+use stead_core::model::{ClientSecret, Customer};
 use stead_core::store::StoredKey;
 use stead_core::{SigningAlg, Store, StoreError};
 use stead_store::SqliteStore;
 
 fn customer(id: &str, email: &str) -> Customer {
-    Customer { id: id.into(), email: email.into(), enabled: true }
+    Customer { id: id.into(), email: email.into(), enabled: true, groups: vec![] }
 }
 
 fn key(tenant_id: &str, kid: &str, created_at: i64) -> StoredKey {
@@ -21,6 +23,7 @@ fn key(tenant_id: &str, kid: &str, created_at: i64) -> StoredKey {
         alg: SigningAlg::RS256,
         sealed_private_key: vec![1, 2, 3, kid.len() as u8],
         created_at,
+        retired_at: None,
     }
 }
 
@@ -46,25 +49,20 @@ async fn a_path_that_cannot_be_a_database_is_an_error() {
     assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
 }
 
-#[tokio::test]
-async fn every_write_bumps_the_change_version() {
-    let env = Env::new().await;
+async fn every_write_to_the_directory_bumps_the_change_version(env: Env) {
     let v0 = env.version().await;
     env.import(EXAMPLE).await.unwrap();
     let v1 = env.version().await;
     assert!(v1 > v0);
 
+    // Subjects are not in the directory: a new customer leaves it alone.
     let t = tenant("TMPRODB88619984");
     env.store.create_customer(&t, &customer("c-new", "new@example.com")).await.unwrap();
-    let v2 = env.version().await;
-    assert!(v2 > v1);
-    // Returning an existing customer writes nothing.
-    env.store.create_customer(&t, &customer("c-other", "NEW@example.com")).await.unwrap();
-    assert_eq!(env.version().await, v2);
+    assert_eq!(env.version().await, v1);
 
-    env.store.insert_signing_key(&key("TMPRODB88619984", "k1", 1)).await.unwrap();
+    assert!(env.store.rotate_signing_key(None, &key("TMPRODB88619984", "k1", 1)).await.unwrap());
     let v3 = env.version().await;
-    assert!(v3 > v2);
+    assert!(v3 > v1);
 
     env.import(EXAMPLE).await.unwrap();
     assert_eq!(env.version().await, v3);
@@ -74,17 +72,15 @@ async fn every_write_bumps_the_change_version() {
     assert!(env.version().await > v3);
 }
 
-#[tokio::test]
-async fn create_customer_returns_the_one_that_won_the_race() {
-    let env = Env::new().await;
+async fn create_customer_returns_the_one_that_won_the_race(env: Env) {
     env.import("[[tenants]]\nid = \"T\"\nauto_provision_customers = true\n").await.unwrap();
     let t = tenant("T");
-    let other = Arc::new(env.second().await);
-    let mine = Arc::new(env.store.clone());
+    let other = env.second().await;
+    let mine = env.store.clone();
 
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let store: Arc<SqliteStore> = if i % 2 == 0 { mine.clone() } else { other.clone() };
+        let store: Arc<dyn Store> = if i % 2 == 0 { mine.clone() } else { other.clone() };
         let t = t.clone();
         let email = if i % 3 == 0 { "Race@Example.com" } else { "race@example.com" };
         tasks.push(tokio::spawn(async move { store.create_customer(&t, &customer(&format!("id-{i}"), email)).await }));
@@ -107,35 +103,86 @@ async fn create_customer_returns_the_one_that_won_the_race() {
     ));
 }
 
-#[tokio::test]
-async fn signing_keys_round_trip() {
-    let env = Env::new().await;
+async fn signing_keys_round_trip(env: Env) {
     env.import("[[tenants]]\nid = \"A\"\n[[tenants]]\nid = \"B\"\n").await.unwrap();
-    let keys = [key("B", "b1", 10), key("A", "a2", 20), key("A", "a1", 10)];
-    for k in &keys {
-        env.store.insert_signing_key(k).await.unwrap();
-    }
+    assert!(env.store.rotate_signing_key(None, &key("B", "b1", 10)).await.unwrap());
+    assert!(env.store.rotate_signing_key(None, &key("A", "a1", 10)).await.unwrap());
+    assert!(env.store.rotate_signing_key(Some("a1"), &key("A", "a2", 20)).await.unwrap());
     let loaded = env.store.load_directory().await.unwrap().keys;
-    let summary: Vec<_> = loaded.iter().map(|k| (k.tenant.as_str(), k.kid.as_str(), k.created_at)).collect();
-    assert_eq!(summary, [("A", "a1", 10), ("A", "a2", 20), ("B", "b1", 10)]);
+    let summary: Vec<_> =
+        loaded.iter().map(|k| (k.tenant.as_str(), k.kid.as_str(), k.created_at, k.retired_at)).collect();
+    assert_eq!(summary, [("A", "a1", 10, Some(20)), ("A", "a2", 20, None), ("B", "b1", 10, None)]);
     let a2 = loaded.iter().find(|k| k.kid == "a2").unwrap();
     assert_eq!((a2.alg, &a2.sealed_private_key), (SigningAlg::RS256, &vec![1, 2, 3, 2]));
 
-    assert!(matches!(env.store.insert_signing_key(&key("A", "a1", 30)).await, Err(StoreError::Rejected(_))));
-    assert!(matches!(env.store.insert_signing_key(&key("NOPE", "x", 30)).await, Err(StoreError::Rejected(_))));
-    for alg in [SigningAlg::ES256, SigningAlg::EdDSA] {
-        env.store.insert_signing_key(&StoredKey { alg, kid: alg.as_str().into(), ..key("B", "", 5) }).await.unwrap();
+    // A kid in use, a tenant that does not exist.
+    assert!(matches!(
+        env.store.rotate_signing_key(Some("a2"), &key("A", "a1", 30)).await,
+        Err(StoreError::Rejected(_))
+    ));
+    assert!(matches!(env.store.rotate_signing_key(None, &key("NOPE", "x", 30)).await, Err(StoreError::Rejected(_))));
+    // The refused rotation changed nothing.
+    assert_eq!(env.store.load_directory().await.unwrap().keys.len(), 3);
+    for (alg, at) in [(SigningAlg::ES256, 30), (SigningAlg::EdDSA, 40)] {
+        let active = if at == 30 { "b1" } else { "ES256" };
+        let new = StoredKey { alg, kid: alg.as_str().into(), ..key("B", "", at) };
+        assert!(env.store.rotate_signing_key(Some(active), &new).await.unwrap());
     }
     let loaded = env.store.load_directory().await.unwrap().keys;
     assert_eq!(
-        loaded.iter().filter(|k| k.tenant == tenant("B")).map(|k| k.alg).collect::<Vec<_>>(),
-        [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256]
+        loaded.iter().filter(|k| k.tenant == tenant("B")).map(|k| (k.alg, k.retired_at)).collect::<Vec<_>>(),
+        [(SigningAlg::RS256, Some(30)), (SigningAlg::ES256, Some(40)), (SigningAlg::EdDSA, None)]
     );
 }
 
-#[tokio::test]
-async fn two_stores_on_one_file_see_each_others_writes() {
-    let env = Env::new().await;
+async fn key_rotation_is_a_compare_and_swap(env: Env) {
+    env.import("[[tenants]]\nid = \"A\"\n").await.unwrap();
+    let v0 = env.version().await;
+    // The expected active key must match, "none" included.
+    assert!(!env.store.rotate_signing_key(Some("ghost"), &key("A", "k0", 1)).await.unwrap());
+    assert_eq!(env.version().await, v0, "a lost rotation writes nothing");
+    assert!(env.store.rotate_signing_key(None, &key("A", "k1", 1)).await.unwrap());
+    assert!(!env.store.rotate_signing_key(None, &key("A", "k0", 2)).await.unwrap());
+    assert!(env.version().await > v0);
+
+    // Servers in two processes race to replace k1: exactly one wins.
+    let other = env.second().await;
+    for round in 0..10 {
+        let expected =
+            env.store.load_directory().await.unwrap().keys.into_iter().find(|k| k.retired_at.is_none()).unwrap().kid;
+        let (x, y) = (key("A", &format!("x{round}"), 10 + round), key("A", &format!("y{round}"), 10 + round));
+        let (a, b) = tokio::join!(
+            env.store.rotate_signing_key(Some(&expected), &x),
+            other.rotate_signing_key(Some(&expected), &y)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a ^ b, "round {round}: exactly one rotation succeeds ({a}, {b})");
+        let keys = env.store.load_directory().await.unwrap().keys;
+        let active: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.kid.clone()).collect();
+        assert_eq!(active, [if a { x.kid } else { y.kid }]);
+        assert_eq!(keys.len(), round as usize + 2);
+    }
+}
+
+async fn prunes_keys_retired_long_enough_ago(env: Env) {
+    env.import("[[tenants]]\nid = \"A\"\n[[tenants]]\nid = \"B\"\n").await.unwrap();
+    assert!(env.store.rotate_signing_key(None, &key("A", "a1", 100)).await.unwrap());
+    assert!(env.store.rotate_signing_key(Some("a1"), &key("A", "a2", 200)).await.unwrap());
+    assert!(env.store.rotate_signing_key(Some("a2"), &key("A", "a3", 300)).await.unwrap());
+    assert!(env.store.rotate_signing_key(None, &key("B", "b1", 100)).await.unwrap());
+    let v = env.version().await;
+
+    assert_eq!(env.store.prune_signing_keys(200).await.unwrap(), 0, "retired at 200 is not before 200");
+    assert_eq!(env.version().await, v);
+    assert_eq!(env.store.prune_signing_keys(201).await.unwrap(), 1);
+    assert!(env.version().await > v);
+    // Unretired keys stay, however old.
+    assert_eq!(env.store.prune_signing_keys(i64::MAX).await.unwrap(), 1);
+    let kids: Vec<_> = env.store.load_directory().await.unwrap().keys.into_iter().map(|k| k.kid).collect();
+    assert_eq!(kids, ["a3", "b1"]);
+}
+
+async fn two_stores_on_one_file_see_each_others_writes(env: Env) {
     let server = env.second().await;
     let polled = server.change_version().await.unwrap();
     server.load_directory().await.unwrap();
@@ -151,7 +198,7 @@ async fn two_stores_on_one_file_see_each_others_writes() {
 
     // …and the server's writes reach the importer.
     server.create_customer(&t, &customer("c-9", "nine@example.com")).await.unwrap();
-    server.insert_signing_key(&key("TMPRODB88619984", "k", 1)).await.unwrap();
+    assert!(server.rotate_signing_key(None, &key("TMPRODB88619984", "k", 1)).await.unwrap());
     assert_eq!(env.store.customer_by_email(&t, "nine@example.com").await.unwrap().unwrap().id, "c-9");
     assert_eq!(env.store.load_directory().await.unwrap().keys.len(), 1);
     assert_eq!(env.version().await, server.change_version().await.unwrap());
@@ -163,14 +210,18 @@ async fn two_stores_on_one_file_see_each_others_writes() {
     assert!(!server.load_directory().await.unwrap().clients[0].1.enabled);
 }
 
-#[tokio::test]
-async fn readers_are_not_blocked_by_an_import() {
+async fn readers_are_not_blocked_by_an_import(env: Env) {
     use stead_core::provision::{ProvisioningPlan, TenantPlan, UserPlan};
-    let env = Env::new().await;
     env.import(EXAMPLE).await.unwrap();
-    let server = Arc::new(env.second().await);
+    let server = env.second().await;
     let users: Vec<UserPlan> = (0..50_000)
-        .map(|i| UserPlan { id: format!("u{i}"), username: format!("user{i}"), email: None, enabled: Some(true) })
+        .map(|i| UserPlan {
+            id: format!("u{i}"),
+            username: format!("user{i}"),
+            email: None,
+            enabled: Some(true),
+            groups: None,
+        })
         .collect();
     let plan = ProvisioningPlan {
         tenants: vec![TenantPlan {
@@ -198,3 +249,262 @@ async fn readers_are_not_blocked_by_an_import() {
     assert_eq!(import.await.unwrap().unwrap().users, 50_000);
     assert_eq!(server.user_by_id(&t, "u49999").await.unwrap().unwrap().username, "user49999");
 }
+
+async fn customers_by_id_with_their_groups(env: Env) {
+    env.import("[[tenants]]\nid = \"T\"\nauto_provision_customers = true\n").await.unwrap();
+    let t = tenant("T");
+    let c = Customer { groups: vec!["b".into(), "a".into()], ..customer("c-1", "One@Example.com") };
+    assert_eq!(env.store.create_customer(&t, &c).await.unwrap(), c);
+    assert_eq!(env.store.customer_by_id(&t, "c-1").await.unwrap(), Some(c.clone()));
+    assert_eq!(env.store.customer_by_email(&t, "one@example.com").await.unwrap(), Some(c));
+    assert_eq!(env.store.customer_by_id(&t, "C-1").await.unwrap(), None, "ids match exactly");
+    assert_eq!(env.store.customer_by_id(&tenant("U"), "c-1").await.unwrap(), None);
+}
+
+const CLIENT: &str = "7121f585-e403-4531-9a38-1826ebc7e7d8";
+const FIRST: &str = "use-a-long-random-secret-of-32+-characters";
+
+async fn client_secrets_rotate_with_an_overlap_and_old_ones_are_revoked(env: Env) {
+    env.import(EXAMPLE).await.unwrap();
+    let t = tenant("TMPRODB88619984");
+    let now = stead_core::now();
+    let secrets = || async {
+        let d = env.store.load_directory().await.unwrap();
+        d.clients.into_iter().find(|(_, c)| c.id == CLIENT).unwrap().1.secrets
+    };
+    let h = |s: &str| env.hasher.hash(s);
+
+    // A second secret; the first stays valid for an hour.
+    let v = env.version().await;
+    env.store.rotate_client_secret(&t, CLIENT, &ClientSecret::new(h("second"), now), now + 3600).await.unwrap();
+    assert!(env.version().await > v);
+    let s = secrets().await;
+    assert_eq!(
+        s.iter().map(|s| (s.hash, s.expires_at)).collect::<Vec<_>>(),
+        [(h(FIRST), Some(now + 3600)), (h("second"), None)]
+    );
+    assert_eq!(s[1].created_at, now);
+    for secret in [FIRST, "second"] {
+        assert!(env.hasher.verify(secret, Some(&s[..]), now), "{secret}");
+    }
+    assert!(!env.hasher.verify(FIRST, Some(&s[..]), now + 3600));
+    assert!(env.hasher.verify("second", Some(&s[..]), now + 3600));
+
+    // A third with a shorter overlap: expiries only ever move closer.
+    env.store.rotate_client_secret(&t, CLIENT, &ClientSecret::new(h("third"), now + 1), now + 60).await.unwrap();
+    let s = secrets().await;
+    assert_eq!(
+        s.iter().map(|s| (s.hash, s.expires_at)).collect::<Vec<_>>(),
+        [(h(FIRST), Some(now + 60)), (h("second"), Some(now + 60)), (h("third"), None)]
+    );
+    env.store.rotate_client_secret(&t, CLIENT, &ClientSecret::new(h("fourth"), now + 2), now + 7200).await.unwrap();
+    let s = secrets().await;
+    assert_eq!(
+        s.iter().map(|s| s.expires_at).collect::<Vec<_>>(),
+        [Some(now + 60), Some(now + 60), Some(now + 7200), None]
+    );
+
+    // Revoking keeps only the newest.
+    let v = env.version().await;
+    assert_eq!(env.store.revoke_old_client_secrets(&t, CLIENT).await.unwrap(), 3);
+    assert!(env.version().await > v);
+    assert_eq!(secrets().await.iter().map(|s| s.hash).collect::<Vec<_>>(), [h("fourth")]);
+    let v = env.version().await;
+    assert_eq!(env.store.revoke_old_client_secrets(&t, CLIENT).await.unwrap(), 0);
+    assert_eq!(env.version().await, v, "nothing to revoke, nothing written");
+
+    // No overlap: the old secret goes at once.
+    env.store.rotate_client_secret(&t, CLIENT, &ClientSecret::new(h("fifth"), now + 3), now + 3).await.unwrap();
+    assert_eq!(secrets().await.iter().map(|s| s.hash).collect::<Vec<_>>(), [h("fifth")]);
+
+    // An overlap that is over already: expired secrets are not loaded.
+    env.store.rotate_client_secret(&t, CLIENT, &ClientSecret::new(h("sixth"), now - 100), now - 50).await.unwrap();
+    assert_eq!(secrets().await.iter().map(|s| s.hash).collect::<Vec<_>>(), [h("sixth")]);
+    // Revoking deletes the expired one, which no longer counted anyway.
+    assert_eq!(env.store.revoke_old_client_secrets(&t, CLIENT).await.unwrap(), 1);
+
+    // Unknown clients are refused.
+    for (tn, id) in [("TMPRODB88619984", "nope"), ("NOPE", CLIENT)] {
+        let e = env.store.rotate_client_secret(&tenant(tn), id, &ClientSecret::new(h("x"), now), now).await;
+        assert!(matches!(e, Err(StoreError::Rejected(ref m)) if m.contains(id)), "{e:?}");
+        let e = env.store.revoke_old_client_secrets(&tenant(tn), id).await;
+        assert!(matches!(e, Err(StoreError::Rejected(_))), "{e:?}");
+    }
+
+    // An import's secrets replace them all again, and importing the same
+    // file once more changes nothing.
+    env.import(EXAMPLE).await.unwrap();
+    let s = secrets().await;
+    assert_eq!(s.iter().map(|s| (s.hash, s.expires_at)).collect::<Vec<_>>(), [(h(FIRST), None)]);
+    let v = env.version().await;
+    env.import(EXAMPLE).await.unwrap();
+    assert_eq!(env.version().await, v);
+}
+
+async fn revoking_old_secrets_keeps_the_newest_of_equals(env: Env) {
+    env.import(
+        "[[tenants]]\nid = \"T\"\n[[tenants.clients]]\nid = \"c\"\nsecrets = [\"one-one-one-one-one-one-one-one-one\", \"two-two-two-two-two-two-two-two-two\"]\n",
+    )
+    .await
+    .unwrap();
+    let t = tenant("T");
+    let d = env.store.load_directory().await.unwrap();
+    assert_eq!(d.clients[0].1.secrets.len(), 2);
+    assert_eq!(env.store.revoke_old_client_secrets(&t, "c").await.unwrap(), 1);
+    let d = env.store.load_directory().await.unwrap();
+    assert_eq!(
+        d.clients[0].1.secrets.iter().map(|s| s.hash).collect::<Vec<_>>(),
+        [env.hasher.hash("two-two-two-two-two-two-two-two-two")],
+        "the one listed last"
+    );
+}
+
+fn record(i: i64) -> AuditRecord {
+    AuditRecord {
+        time_ms: 1_000_000 + i,
+        tenant: if i % 2 == 0 { "A" } else { "B" }.into(),
+        realm: "user".into(),
+        client_id: Some(format!("client-{}", i % 3)),
+        subject_id: (i % 5 != 0).then(|| format!("subject-{}", i % 7)),
+        subject_given: Some(format!("given-{i}")),
+        requested_scope: Some("read write".into()),
+        granted_scope: (i % 4 != 0).then(|| "read".into()),
+        jti: (i % 4 != 0).then(|| format!("jti-{i}")),
+        outcome: if i % 4 == 0 { Outcome::Refused } else { Outcome::Issued },
+        error: (i % 4 == 0).then(|| "invalid_scope".into()),
+        remote_addr: Some("192.0.2.1".into()),
+        request_id: format!("req-{i}"),
+    }
+}
+
+async fn audit_records_are_appended_queried_and_pruned(env: Env) {
+    env.store.append_audit(&[]).await.unwrap();
+    let v = env.version().await;
+    let records: Vec<AuditRecord> = (0..1000).map(record).collect();
+    // Out of order in the batch, oldest first when read.
+    let mut shuffled = records.clone();
+    shuffled.reverse();
+    let started = std::time::Instant::now();
+    env.store.append_audit(&shuffled).await.unwrap();
+    println!("append_audit: a batch of 1000 records in {:?}", started.elapsed());
+    assert_eq!(env.version().await, v, "the audit trail is not in the directory");
+
+    let all = env.store.query_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(all, records);
+
+    let store = &env.store;
+    let q = |f: AuditFilter| async move { store.query_audit(&f).await.unwrap() };
+    let expect = |pred: &dyn Fn(&AuditRecord) -> bool| records.iter().filter(|r| pred(r)).cloned().collect::<Vec<_>>();
+    assert_eq!(q(AuditFilter { tenant: Some("A".into()), ..Default::default() }).await, expect(&|r| r.tenant == "A"));
+    assert_eq!(
+        q(AuditFilter { client_id: Some("client-1".into()), outcome: Some(Outcome::Issued), ..Default::default() })
+            .await,
+        expect(&|r| r.client_id.as_deref() == Some("client-1") && r.outcome == Outcome::Issued)
+    );
+    assert_eq!(
+        q(AuditFilter { subject_id: Some("subject-3".into()), tenant: Some("B".into()), ..Default::default() }).await,
+        expect(&|r| r.subject_id.as_deref() == Some("subject-3") && r.tenant == "B")
+    );
+    // `since` is inclusive, `until` exclusive.
+    let window = q(AuditFilter { since_ms: Some(1_000_100), until_ms: Some(1_000_200), ..Default::default() }).await;
+    assert_eq!(window, records[100..200]);
+    let limited = q(AuditFilter {
+        tenant: Some("B".into()),
+        since_ms: Some(1_000_500),
+        outcome: Some(Outcome::Refused),
+        limit: Some(3),
+        ..Default::default()
+    })
+    .await;
+    assert!(limited.is_empty(), "B has odd times, refusals are multiples of 4");
+    let limited =
+        q(AuditFilter { tenant: Some("A".into()), since_ms: Some(1_000_500), limit: Some(3), ..Default::default() })
+            .await;
+    assert_eq!(limited.iter().map(|r| r.time_ms).collect::<Vec<_>>(), [1_000_500, 1_000_502, 1_000_504]);
+    assert!(q(AuditFilter { tenant: Some("C".into()), ..Default::default() }).await.is_empty());
+
+    // Records with the same time keep their order of commit.
+    let mut same = record(5000);
+    same.time_ms = 999;
+    let mut later = same.clone();
+    later.request_id = "second".into();
+    env.store.append_audit(std::slice::from_ref(&same)).await.unwrap();
+    env.store.append_audit(std::slice::from_ref(&later)).await.unwrap();
+    let first_two = q(AuditFilter { until_ms: Some(1000), ..Default::default() }).await;
+    assert_eq!(first_two, [same, later]);
+
+    assert_eq!(env.store.prune_audit(1_000_000).await.unwrap(), 2);
+    assert_eq!(env.store.prune_audit(1_000_500).await.unwrap(), 500);
+    assert_eq!(env.store.prune_audit(1_000_500).await.unwrap(), 0);
+    assert_eq!(env.store.query_audit(&AuditFilter::default()).await.unwrap(), records[500..]);
+}
+
+async fn audit_batches_commit_fast(env: Env) {
+    let batches = 20;
+    let mut total = std::time::Duration::ZERO;
+    for b in 0..batches {
+        let records: Vec<AuditRecord> = (0..1024).map(|i| record(b * 1024 + i)).collect();
+        let started = std::time::Instant::now();
+        env.store.append_audit(&records).await.unwrap();
+        total += started.elapsed();
+    }
+    let n = batches as u32 * 1024;
+    println!(
+        "append_audit: {n} records in {batches} batches of 1024: {:?} per batch, {:.0} records/ms",
+        total / batches as u32,
+        f64::from(n) / total.as_secs_f64() / 1000.0
+    );
+    // Single records commit one by one (an idle server).
+    let started = std::time::Instant::now();
+    for i in 0..100 {
+        env.store.append_audit(&[record(1_000_000 + i)]).await.unwrap();
+    }
+    println!("append_audit: a single record per commit: {:?}", started.elapsed() / 100);
+    let count = env.store.query_audit(&AuditFilter::default()).await.unwrap().len();
+    assert_eq!(count, n as usize + 100);
+}
+
+async fn revocations_reach_the_directory_until_they_expire(env: Env) {
+    env.import("[[tenants]]\nid = \"A\"\n[[tenants]]\nid = \"B\"\n").await.unwrap();
+    let server = env.second().await;
+    let now = stead_core::now();
+    let v = server.change_version().await.unwrap();
+
+    env.store.revoke_token(&tenant("A"), "jti-1", now + 600).await.unwrap();
+    let v1 = server.change_version().await.unwrap();
+    assert!(v1 > v, "every server reloads");
+    env.store.revoke_token(&tenant("B"), "jti-1", now + 600).await.unwrap();
+    env.store.revoke_token(&tenant("A"), "old", now - 1).await.unwrap();
+    env.store.revoke_token(&tenant("A"), "now", now).await.unwrap();
+    let v2 = env.version().await;
+    env.store.revoke_token(&tenant("A"), "jti-1", now + 600).await.unwrap();
+    assert_eq!(env.version().await, v2, "revoked twice: nothing new");
+
+    let revoked = server.load_directory().await.unwrap().revoked;
+    assert_eq!(revoked, [(tenant("A"), "jti-1".to_string()), (tenant("B"), "jti-1".to_string())]);
+
+    assert_eq!(env.store.prune_revocations(now).await.unwrap(), 2);
+    assert_eq!(env.version().await, v2, "expired revocations were not in the directory");
+    assert_eq!(env.store.prune_revocations(now).await.unwrap(), 0);
+    assert_eq!(server.load_directory().await.unwrap().revoked.len(), 2);
+    assert_eq!(env.store.prune_revocations(now + 600).await.unwrap(), 2);
+
+    let e = env.store.revoke_token(&tenant("NOPE"), "x", now + 600).await;
+    assert!(matches!(e, Err(StoreError::Rejected(_))), "{e:?}");
+}
+
+on_both_backends!(
+    every_write_to_the_directory_bumps_the_change_version,
+    create_customer_returns_the_one_that_won_the_race,
+    signing_keys_round_trip,
+    key_rotation_is_a_compare_and_swap,
+    prunes_keys_retired_long_enough_ago,
+    two_stores_on_one_file_see_each_others_writes,
+    readers_are_not_blocked_by_an_import,
+    customers_by_id_with_their_groups,
+    client_secrets_rotate_with_an_overlap_and_old_ones_are_revoked,
+    revoking_old_secrets_keeps_the_newest_of_equals,
+    audit_records_are_appended_queried_and_pruned,
+    audit_batches_commit_fast,
+    revocations_reach_the_directory_until_they_expire,
+);

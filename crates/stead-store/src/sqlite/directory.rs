@@ -1,8 +1,9 @@
-//! Loading the in-memory directory: tenants, scopes, clients and keys, read
-//! in one snapshot so a concurrent import is seen whole or not at all.
+//! Loading the in-memory directory: tenants, scopes, clients, keys and
+//! revocations, read in one snapshot so a concurrent import is seen whole or
+//! not at all.
 
 use super::error::{corrupt, db_err};
-use super::keys;
+use super::{json, keys, revocations, secrets};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use stead_core::{SigningAlg, StoreError};
 use stead_proto::TenantId;
 
 pub(super) async fn load(pool: &SqlitePool) -> Result<DirectoryData, StoreError> {
+    let now = stead_core::now();
     let mut tx = pool.begin().await.map_err(db_err)?;
 
     let tenants = sqlx::query(
@@ -52,8 +54,10 @@ pub(super) async fn load(pool: &SqlitePool) -> Result<DirectoryData, StoreError>
         client_scopes.entry(key).or_default().push(row.try_get("scope_name").map_err(db_err)?);
     }
 
+    let mut client_secrets = secrets::load(&mut tx, now).await?;
     let clients = sqlx::query(
-        "SELECT tenant_id, id, name, secret_hashes, realm_user, realm_customer, token_ttl_seconds, enabled \
+        "SELECT tenant_id, id, name, realm_user, realm_customer, token_ttl_seconds, enabled, \
+             subject_groups, deny_subject_groups \
          FROM clients ORDER BY tenant_id, id",
     )
     .fetch_all(&mut *tx)
@@ -63,14 +67,11 @@ pub(super) async fn load(pool: &SqlitePool) -> Result<DirectoryData, StoreError>
     .map(|row| {
         let tenant = tenant_id(row)?;
         let id: String = row.try_get("id").map_err(db_err)?;
-        let scopes = client_scopes.remove(&(tenant.as_str().to_owned(), id.clone())).unwrap_or_default();
-        let hashes: Vec<u8> = row.try_get("secret_hashes").map_err(db_err)?;
-        if hashes.len() % 32 != 0 {
-            return Err(corrupt(format!("client {id:?}: secret hashes of {} bytes", hashes.len())));
-        }
+        let key = (tenant.as_str().to_owned(), id.clone());
+        let scopes = client_scopes.remove(&key).unwrap_or_default();
         let client = Client {
             name: row.try_get("name").map_err(db_err)?,
-            secret_hashes: hashes.chunks_exact(32).map(|c| c.try_into().expect("32-byte chunk")).collect(),
+            secrets: client_secrets.remove(&key).unwrap_or_default(),
             realms: RealmSet {
                 user: row.try_get("realm_user").map_err(db_err)?,
                 customer: row.try_get("realm_customer").map_err(db_err)?,
@@ -78,6 +79,8 @@ pub(super) async fn load(pool: &SqlitePool) -> Result<DirectoryData, StoreError>
             scopes,
             token_ttl_seconds: ttl(row)?,
             enabled: row.try_get("enabled").map_err(db_err)?,
+            subject_groups: json::optional_groups(row, "subject_groups")?,
+            deny_subject_groups: json::groups(row, "deny_subject_groups")?,
             id,
         };
         Ok((tenant, client))
@@ -85,8 +88,9 @@ pub(super) async fn load(pool: &SqlitePool) -> Result<DirectoryData, StoreError>
     .collect::<Result<Vec<_>, StoreError>>()?;
 
     let keys = keys::load(&mut tx).await?;
+    let revoked = revocations::load(&mut tx, now).await?;
     tx.rollback().await.map_err(db_err)?;
-    Ok(DirectoryData { tenants, scopes, clients, keys })
+    Ok(DirectoryData { tenants, scopes, clients, keys, revoked })
 }
 
 fn tenant(row: &SqliteRow) -> Result<Tenant, StoreError> {

@@ -8,14 +8,24 @@ use std::time::Duration;
 use stead_core::StoreError;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static AUDIT_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite-audit");
 
 /// Brings the schema up to date. Two processes opening a new database at
 /// the same moment can race to apply a migration; the loser fails, and on
 /// retry finds it applied.
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    run(&MIGRATOR, pool).await
+}
+
+/// The same for the audit database.
+pub(super) async fn migrate_audit(pool: &SqlitePool) -> Result<(), StoreError> {
+    run(&AUDIT_MIGRATOR, pool).await
+}
+
+async fn run(migrator: &Migrator, pool: &SqlitePool) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
-        match MIGRATOR.run(pool).await {
+        match migrator.run(pool).await {
             Ok(()) => return Ok(()),
             Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) if attempt < 3 => {
                 attempt += 1;

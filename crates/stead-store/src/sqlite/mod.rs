@@ -1,21 +1,27 @@
-//! The embedded SQLite backend: one database file, shared by every process
+//! The embedded SQLite backend: one database file (and the audit trail in
+//! a second one beside it), shared by every process
 //! on the machine (`stead serve` instances and `stead import`). WAL mode lets
 //! readers run while a writer works; every write transaction starts with
 //! `BEGIN IMMEDIATE` so a writer waits for the lock (up to the busy timeout)
 //! instead of failing halfway.
 
+mod audit;
 mod directory;
 mod error;
+mod json;
 mod keys;
 mod meta;
 mod provisioning;
+mod revocations;
+mod secrets;
 mod subjects;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::time::Duration;
-use stead_core::model::{Customer, User};
+use stead_core::audit::{AuditFilter, AuditRecord};
+use stead_core::model::{ClientSecret, Customer, User};
 use stead_core::provision::ProvisioningPlan;
 use stead_core::store::{DirectoryData, ImportReport, StoredKey};
 use stead_core::{Store, StoreError};
@@ -25,6 +31,8 @@ pub(crate) use error::db_err;
 
 /// The database file inside a data directory.
 pub const DB_FILE_NAME: &str = "stead.db";
+/// Suffix of the audit database beside it: `stead.db` → `stead-audit.db`.
+const AUDIT_SUFFIX: &str = "-audit";
 
 /// Connections serving lookups, directory loads and polls.
 const READERS: u32 = 8;
@@ -49,6 +57,10 @@ pub struct SqliteStore {
     /// A single connection that runs every write transaction, so this
     /// process's writers queue in order instead of contending for the lock.
     write: SqlitePool,
+    /// The audit trail, in its own file with its own writer: an import
+    /// holding the main database's lock never delays a token's audit record.
+    audit_write: SqlitePool,
+    audit_read: SqlitePool,
 }
 
 impl SqliteStore {
@@ -60,16 +72,7 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("cannot create directory {}: {e}", parent.display())))?;
         }
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Writes are rare (imports, new customers, new keys); each
-            // commit is synced so an import that reported success stays.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true)
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+        let base = base_options(path);
 
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -96,8 +99,26 @@ impl SqliteStore {
             .connect_with(base.pragma("cache_size", (-READER_CACHE_KIB).to_string()).pragma("query_only", "ON"))
             .await
             .map_err(db_err)?;
-        tracing::debug!(path = %path.display(), "opened the SQLite database");
-        Ok(SqliteStore { read, write })
+
+        let audit_path = audit_path(path);
+        let audit_base = base_options(&audit_path);
+        let audit_write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(audit_base.clone())
+            .await
+            .map_err(db_err)?;
+        meta::migrate_audit(&audit_write).await?;
+        let audit_read = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(audit_base.pragma("query_only", "ON"))
+            .await
+            .map_err(db_err)?;
+        tracing::debug!(path = %path.display(), audit = %audit_path.display(), "opened the SQLite databases");
+        Ok(SqliteStore { read, write, audit_write, audit_read })
     }
 
     /// Opens `dir/stead.db`, creating the directory when missing.
@@ -109,7 +130,33 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        self.audit_write.close().await;
+        self.audit_read.close().await;
     }
+}
+
+fn base_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Each commit is synced: an import that reported success stays,
+        // and an issued token's audit record is on disk before the token
+        // leaves (appends are batched, one sync per batch).
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
+}
+
+/// `dir/stead.db` → `dir/stead-audit.db`.
+fn audit_path(path: &Path) -> std::path::PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "stead".into());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}{AUDIT_SUFFIX}.{}", ext.to_string_lossy()),
+        None => format!("{stem}{AUDIT_SUFFIX}"),
+    };
+    path.with_file_name(name)
 }
 
 #[async_trait]
@@ -143,11 +190,53 @@ impl Store for SqliteStore {
         subjects::create_customer(&self.write, tenant, customer).await
     }
 
-    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        keys::insert(&self.write, key).await
+    async fn customer_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<Customer>, StoreError> {
+        subjects::customer_by_id(&self.read, tenant, id).await
+    }
+
+    async fn rotate_signing_key(&self, expected_active: Option<&str>, new: &StoredKey) -> Result<bool, StoreError> {
+        keys::rotate(&self.write, expected_active, new).await
+    }
+
+    async fn prune_signing_keys(&self, retired_before: i64) -> Result<u64, StoreError> {
+        keys::prune(&self.write, retired_before).await
     }
 
     async fn apply_provisioning(&self, plan: &ProvisioningPlan) -> Result<ImportReport, StoreError> {
         provisioning::apply(&self.write, plan).await
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+        new_secret: &ClientSecret,
+        old_expire_at: i64,
+    ) -> Result<(), StoreError> {
+        secrets::rotate(&self.write, tenant, client_id, new_secret, old_expire_at).await
+    }
+
+    async fn revoke_old_client_secrets(&self, tenant: &TenantId, client_id: &str) -> Result<u64, StoreError> {
+        secrets::revoke_old(&self.write, tenant, client_id, stead_core::now()).await
+    }
+
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        audit::append(&self.audit_write, records).await
+    }
+
+    async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::query(&self.audit_read, filter).await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        audit::prune(&self.audit_write, before_ms).await
+    }
+
+    async fn revoke_token(&self, tenant: &TenantId, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        revocations::revoke(&self.write, tenant, jti, expires_at).await
+    }
+
+    async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        revocations::prune(&self.write, now).await
     }
 }

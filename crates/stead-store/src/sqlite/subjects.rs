@@ -2,7 +2,7 @@
 //! lookup, and the race-safe creation of auto-provisioned customers.
 
 use super::error::{db_err, is_foreign_key_violation, is_unique_violation};
-use super::meta;
+use super::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use stead_core::model::{fold_case, Customer, User};
@@ -10,9 +10,11 @@ use stead_core::StoreError;
 use stead_proto::TenantId;
 
 const USER_BY_USERNAME: &str =
-    "SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND username_folded = ?2";
-const USER_BY_ID: &str = "SELECT id, username, email, enabled FROM users WHERE tenant_id = ?1 AND id = ?2";
-const CUSTOMER_BY_EMAIL: &str = "SELECT id, email, enabled FROM customers WHERE tenant_id = ?1 AND email_folded = ?2";
+    "SELECT id, username, email, enabled, groups FROM users WHERE tenant_id = ?1 AND username_folded = ?2";
+const USER_BY_ID: &str = "SELECT id, username, email, enabled, groups FROM users WHERE tenant_id = ?1 AND id = ?2";
+const CUSTOMER_BY_EMAIL: &str =
+    "SELECT id, email, enabled, groups FROM customers WHERE tenant_id = ?1 AND email_folded = ?2";
+const CUSTOMER_BY_ID: &str = "SELECT id, email, enabled, groups FROM customers WHERE tenant_id = ?1 AND id = ?2";
 
 pub(super) async fn user_by_username(
     pool: &SqlitePool,
@@ -55,9 +57,26 @@ pub(super) async fn customer_by_email(
         .transpose()
 }
 
+pub(super) async fn customer_by_id(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<Customer>, StoreError> {
+    sqlx::query(CUSTOMER_BY_ID)
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?
+        .map(|row| customer(&row))
+        .transpose()
+}
+
 /// Inserts `customer` unless its email is taken, in which case the
 /// customer holding it is returned: two servers provisioning the same email
-/// at once end up with one customer.
+/// at once end up with one customer. Subjects are not part of the
+/// directory, so the change version stays: bumping it would make every
+/// server reload on every auto-provisioned customer.
 pub(super) async fn create_customer(
     pool: &SqlitePool,
     tenant: &TenantId,
@@ -66,7 +85,8 @@ pub(super) async fn create_customer(
     let email_folded = fold_case(&customer.email);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let inserted = sqlx::query(
-        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled) VALUES (?1, ?2, ?3, ?4, ?5) \
+        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled, groups) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT (tenant_id, email_folded) DO NOTHING",
     )
     .bind(tenant.as_str())
@@ -74,6 +94,7 @@ pub(super) async fn create_customer(
     .bind(&customer.email)
     .bind(&customer.id)
     .bind(customer.enabled)
+    .bind(json::to_json(&customer.groups))
     .execute(&mut *tx)
     .await
     .map_err(|e| {
@@ -92,7 +113,6 @@ pub(super) async fn create_customer(
     })?
     .rows_affected();
     if inserted == 1 {
-        meta::bump(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
         return Ok(customer.clone());
     }
@@ -122,6 +142,7 @@ fn user(row: &SqliteRow) -> Result<User, StoreError> {
         username: row.try_get("username").map_err(db_err)?,
         email: row.try_get("email").map_err(db_err)?,
         enabled: row.try_get("enabled").map_err(db_err)?,
+        groups: json::groups(row, "groups")?,
     })
 }
 
@@ -130,6 +151,7 @@ fn customer(row: &SqliteRow) -> Result<Customer, StoreError> {
         id: row.try_get("id").map_err(db_err)?,
         email: row.try_get("email").map_err(db_err)?,
         enabled: row.try_get("enabled").map_err(db_err)?,
+        groups: json::groups(row, "groups")?,
     })
 }
 
@@ -143,7 +165,7 @@ mod tests {
     async fn every_lookup_is_one_index_search() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-        for sql in [USER_BY_USERNAME, USER_BY_ID, CUSTOMER_BY_EMAIL] {
+        for sql in [USER_BY_USERNAME, USER_BY_ID, CUSTOMER_BY_EMAIL, CUSTOMER_BY_ID] {
             let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .bind("T")
                 .bind("x")

@@ -4,6 +4,7 @@
 
 use super::batch::{values_sql, PARKED_PREFIX, ROWS};
 use crate::sqlite::error::{db_err, is_unique_violation};
+use crate::sqlite::json;
 use sqlx::SqliteConnection;
 use std::collections::HashMap;
 use stead_core::model::{fold_case, random_id};
@@ -17,6 +18,7 @@ use stead_proto::TenantId;
 struct Shape {
     set_id: bool,
     set_enabled: bool,
+    set_groups: bool,
 }
 
 /// Upserts `customers`; returns how many rows were inserted or changed.
@@ -26,16 +28,18 @@ pub(super) async fn upsert(
     customers: &[CustomerPlan],
 ) -> Result<u64, StoreError> {
     let mut state = State { tenant, plan: customers, plan_ids: None, parked: Vec::new() };
-    let mut groups: [Vec<Entry>; 4] = Default::default();
+    let mut by_shape: [Vec<Entry>; 8] = Default::default();
     for c in customers {
         let entry = Entry { folded: fold_case(&c.email), plan: c };
-        groups[usize::from(c.id.is_some()) * 2 + usize::from(c.enabled.is_some())].push(entry);
+        let shape =
+            usize::from(c.groups.is_some()) * 4 + usize::from(c.id.is_some()) * 2 + usize::from(c.enabled.is_some());
+        by_shape[shape].push(entry);
     }
     let mut changed = 0;
-    for (i, group) in groups.iter_mut().enumerate() {
+    for (i, group) in by_shape.iter_mut().enumerate() {
         // In key order, rows land next to each other in the table.
         group.sort_unstable_by(|a, b| a.folded.cmp(&b.folded));
-        let shape = Shape { set_id: i / 2 == 1, set_enabled: i % 2 == 1 };
+        let shape = Shape { set_groups: i / 4 == 1, set_id: (i / 2) % 2 == 1, set_enabled: i % 2 == 1 };
         for chunk in group.chunks(ROWS) {
             changed += match execute(conn, tenant, chunk, shape).await {
                 Ok(n) => n,
@@ -175,20 +179,32 @@ async fn execute(
         set.push_str(", enabled = excluded.enabled");
         differs.push_str(" OR customers.enabled IS NOT excluded.enabled");
     }
-    let row = if shape.set_enabled { "(?, ?, ?, ?, ?)" } else { "(?, ?, ?, ?, 1)" };
+    if shape.set_groups {
+        set.push_str(", groups = excluded.groups");
+        differs.push_str(" OR customers.groups IS NOT excluded.groups");
+    }
+    let row = format!(
+        "(?, ?, ?, ?, {}, {})",
+        if shape.set_enabled { "?" } else { "1" },
+        if shape.set_groups { "?" } else { "'[]'" }
+    );
     let sql = values_sql(
-        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled)",
-        row,
+        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled, groups)",
+        &row,
         customers.len(),
         &format!("ON CONFLICT (tenant_id, email_folded) DO UPDATE SET {set} WHERE {differs}"),
     );
     // Entries without an id offer a fresh one, used only if the row is new.
     let ids: Vec<String> = customers.iter().map(|c| c.plan.id.clone().unwrap_or_else(random_id)).collect();
+    let groups: Vec<Option<String>> = customers.iter().map(|c| c.plan.groups.as_deref().map(json::to_json)).collect();
     let mut query = sqlx::query(&sql);
-    for (entry, id) in customers.iter().zip(&ids) {
+    for ((entry, id), groups) in customers.iter().zip(&ids).zip(&groups) {
         query = query.bind(tenant.as_str()).bind(&entry.folded).bind(&entry.plan.email).bind(id);
         if shape.set_enabled {
             query = query.bind(entry.plan.enabled);
+        }
+        if shape.set_groups {
+            query = query.bind(groups.as_deref());
         }
     }
     Ok(query.execute(&mut *conn).await?.rows_affected())

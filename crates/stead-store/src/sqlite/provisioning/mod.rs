@@ -4,7 +4,9 @@
 //! keeps its stored value, or takes its default on a new entity. Each upsert
 //! only rewrites a row whose values differ, and counts it; when nothing
 //! differs the change version stays put, so importing the same file twice
-//! changes nothing at all.
+//! changes nothing at all. A client's secrets given by the plan replace all
+//! of its secrets (an overlap left by a rotation included), unless it holds
+//! exactly those already, none expiring.
 //!
 //! Users and customers, which can number millions, are written with
 //! multi-row upserts; a batch that breaks a uniqueness rule is redone row by
@@ -15,7 +17,7 @@ mod customers;
 mod users;
 
 use super::error::db_err;
-use super::meta;
+use super::{json, meta, secrets};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use stead_core::model::Scope;
 use stead_core::provision::{ClientPlan, ProvisioningPlan, TenantPlan};
@@ -55,13 +57,14 @@ pub(super) async fn apply(pool: &SqlitePool, plan: &ProvisioningPlan) -> Result<
 async fn apply_in(conn: &mut SqliteConnection, plan: &ProvisioningPlan) -> Result<(ImportReport, u64), StoreError> {
     let mut report = ImportReport::default();
     let mut changed = 0;
+    let now = stead_core::now();
     for tenant in &plan.tenants {
         changed += upsert_tenant(conn, tenant).await?;
         for scope in &tenant.scopes {
             changed += upsert_scope(conn, tenant, scope).await?;
         }
         for client in &tenant.clients {
-            changed += upsert_client(conn, tenant, client).await?;
+            changed += upsert_client(conn, tenant, client, now).await?;
         }
         changed += users::upsert(conn, &tenant.id, &tenant.users).await?;
         changed += customers::upsert(conn, &tenant.id, &tenant.customers).await?;
@@ -114,7 +117,12 @@ async fn upsert_scope(conn: &mut SqliteConnection, t: &TenantPlan, scope: &Scope
     Ok(result.rows_affected())
 }
 
-async fn upsert_client(conn: &mut SqliteConnection, t: &TenantPlan, c: &ClientPlan) -> Result<u64, StoreError> {
+async fn upsert_client(
+    conn: &mut SqliteConnection,
+    t: &TenantPlan,
+    c: &ClientPlan,
+    now: i64,
+) -> Result<u64, StoreError> {
     let label = || format!("tenant {:?} client {:?}", t.id.as_str(), c.id);
     let exists = sqlx::query("SELECT 1 FROM clients WHERE tenant_id = ?1 AND id = ?2")
         .bind(t.id.as_str())
@@ -125,6 +133,9 @@ async fn upsert_client(conn: &mut SqliteConnection, t: &TenantPlan, c: &ClientPl
         .is_some();
     if !exists && c.secret_hashes.is_none() {
         return Err(StoreError::Rejected(format!("{}: a new client needs a secret", label())));
+    }
+    if c.secret_hashes.as_ref().is_some_and(|h| h.is_empty()) {
+        return Err(StoreError::Rejected(format!("{}: a client needs at least one secret", label())));
     }
     if let Some(scopes) = &c.scopes {
         for scope in scopes {
@@ -145,39 +156,46 @@ async fn upsert_client(conn: &mut SqliteConnection, t: &TenantPlan, c: &ClientPl
         }
     }
 
-    let secret_hashes = c.secret_hashes.as_ref().map(|hashes| hashes.concat());
-    // A new client always has a secret (checked above); the insert's
-    // fallback only keeps the NOT NULL check, which SQLite applies before
-    // it looks for a conflict, from refusing an update that omits it.
     let mut changed = sqlx::query(
-        "INSERT INTO clients (tenant_id, id, name, secret_hashes, realm_user, realm_customer, token_ttl_seconds, enabled) \
-         VALUES (?1, ?2, ?3, COALESCE(?4, x''), COALESCE(?5, 0), COALESCE(?6, 0), ?7, COALESCE(?8, 1)) \
+        "INSERT INTO clients (tenant_id, id, name, realm_user, realm_customer, token_ttl_seconds, enabled, \
+             subject_groups, deny_subject_groups) \
+         VALUES (?1, ?2, ?3, COALESCE(?4, 0), COALESCE(?5, 0), ?6, COALESCE(?7, 1), ?8, COALESCE(?9, '[]')) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET \
              name = COALESCE(?3, clients.name), \
-             secret_hashes = COALESCE(?4, clients.secret_hashes), \
-             realm_user = COALESCE(?5, clients.realm_user), \
-             realm_customer = COALESCE(?6, clients.realm_customer), \
-             token_ttl_seconds = COALESCE(?7, clients.token_ttl_seconds), \
-             enabled = COALESCE(?8, clients.enabled) \
+             realm_user = COALESCE(?4, clients.realm_user), \
+             realm_customer = COALESCE(?5, clients.realm_customer), \
+             token_ttl_seconds = COALESCE(?6, clients.token_ttl_seconds), \
+             enabled = COALESCE(?7, clients.enabled), \
+             subject_groups = COALESCE(?8, clients.subject_groups), \
+             deny_subject_groups = COALESCE(?9, clients.deny_subject_groups) \
          WHERE clients.name IS NOT COALESCE(?3, clients.name) \
-            OR clients.secret_hashes IS NOT COALESCE(?4, clients.secret_hashes) \
-            OR clients.realm_user IS NOT COALESCE(?5, clients.realm_user) \
-            OR clients.realm_customer IS NOT COALESCE(?6, clients.realm_customer) \
-            OR clients.token_ttl_seconds IS NOT COALESCE(?7, clients.token_ttl_seconds) \
-            OR clients.enabled IS NOT COALESCE(?8, clients.enabled)",
+            OR clients.realm_user IS NOT COALESCE(?4, clients.realm_user) \
+            OR clients.realm_customer IS NOT COALESCE(?5, clients.realm_customer) \
+            OR clients.token_ttl_seconds IS NOT COALESCE(?6, clients.token_ttl_seconds) \
+            OR clients.enabled IS NOT COALESCE(?7, clients.enabled) \
+            OR clients.subject_groups IS NOT COALESCE(?8, clients.subject_groups) \
+            OR clients.deny_subject_groups IS NOT COALESCE(?9, clients.deny_subject_groups)",
     )
     .bind(t.id.as_str())
     .bind(&c.id)
     .bind(c.name.as_deref())
-    .bind(secret_hashes)
     .bind(c.realms.map(|r| r.user))
     .bind(c.realms.map(|r| r.customer))
     .bind(c.token_ttl_seconds)
     .bind(c.enabled)
+    .bind(c.subject_groups.as_deref().map(json::to_json))
+    .bind(c.deny_subject_groups.as_deref().map(json::to_json))
     .execute(&mut *conn)
     .await
     .map_err(|e| rejected_or(e, label))?
     .rows_affected();
+
+    // The plan's secrets replace all of the client's, overlap included.
+    if let Some(hashes) = &c.secret_hashes {
+        if secrets::replace(conn, &t.id, &c.id, hashes, now).await? {
+            changed += 1;
+        }
+    }
 
     if let Some(scopes) = &c.scopes {
         let stored: Vec<String> = sqlx::query_scalar(

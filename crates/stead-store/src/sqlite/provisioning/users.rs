@@ -3,12 +3,21 @@
 
 use super::batch::{values_sql, PARKED_PREFIX, ROWS};
 use crate::sqlite::error::{db_err, is_unique_violation};
+use crate::sqlite::json;
 use sqlx::SqliteConnection;
 use std::collections::HashMap;
 use stead_core::model::fold_case;
 use stead_core::provision::UserPlan;
 use stead_core::StoreError;
 use stead_proto::TenantId;
+
+/// Which optional columns an existing row takes from its entry: only those
+/// the entry gives, so each combination is a statement of its own shape.
+#[derive(Clone, Copy)]
+struct Shape {
+    set_enabled: bool,
+    set_groups: bool,
+}
 
 /// Upserts `users`; returns how many rows were inserted or changed.
 pub(super) async fn upsert(
@@ -17,22 +26,24 @@ pub(super) async fn upsert(
     users: &[UserPlan],
 ) -> Result<u64, StoreError> {
     let mut state = State { tenant, plan: users, plan_usernames: None, parked: Vec::new() };
-    // `enabled` left out keeps the stored value, which needs a statement of
-    // its own shape. Each group goes in key order, so rows land next to each
-    // other in the table instead of all over it.
-    let (with_enabled, without_enabled): (Vec<&UserPlan>, Vec<&UserPlan>) =
-        users.iter().partition(|u| u.enabled.is_some());
+    let mut by_shape: [Vec<&UserPlan>; 4] = Default::default();
+    for u in users {
+        by_shape[usize::from(u.groups.is_some()) * 2 + usize::from(u.enabled.is_some())].push(u);
+    }
     let mut changed = 0;
-    for (mut group, set_enabled) in [(with_enabled, true), (without_enabled, false)] {
+    for (i, group) in by_shape.iter_mut().enumerate() {
+        // In key order, rows land next to each other in the table instead
+        // of all over it.
         group.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let shape = Shape { set_groups: i / 2 == 1, set_enabled: i % 2 == 1 };
         for chunk in group.chunks(ROWS) {
-            changed += match execute(conn, tenant, chunk, set_enabled).await {
+            changed += match execute(conn, tenant, chunk, shape).await {
                 Ok(n) => n,
                 // The failed statement changed nothing; find the entry.
                 Err(e) if is_unique_violation(&e) => {
                     let mut n = 0;
                     for user in chunk {
-                        n += upsert_one(conn, &mut state, user, set_enabled).await?;
+                        n += upsert_one(conn, &mut state, user, shape).await?;
                     }
                     n
                 }
@@ -98,9 +109,9 @@ async fn upsert_one(
     conn: &mut SqliteConnection,
     state: &mut State<'_>,
     user: &UserPlan,
-    set_enabled: bool,
+    shape: Shape,
 ) -> Result<u64, StoreError> {
-    match execute(conn, state.tenant, &[user], set_enabled).await {
+    match execute(conn, state.tenant, &[user], shape).await {
         Ok(n) => return Ok(n),
         Err(e) if is_unique_violation(&e) => {}
         Err(e) => return Err(db_err(e)),
@@ -131,45 +142,57 @@ async fn upsert_one(
         .await
         .map_err(db_err)?;
     state.parked.push(holder);
-    execute(conn, state.tenant, &[user], set_enabled).await.map_err(|e| match db_err(e) {
+    execute(conn, state.tenant, &[user], shape).await.map_err(|e| match db_err(e) {
         StoreError::Rejected(m) => StoreError::Rejected(format!("{}: {m}", state.label(user))),
         other => other,
     })
 }
 
-/// One multi-row upsert of `users`.
+/// One multi-row upsert of `users`, all of the same shape.
 async fn execute(
     conn: &mut SqliteConnection,
     tenant: &TenantId,
     users: &[&UserPlan],
-    set_enabled: bool,
+    shape: Shape,
 ) -> Result<u64, sqlx::Error> {
-    let (row, enabled_set, enabled_changed) = if set_enabled {
-        ("(?, ?, ?, ?, ?, ?)", ", enabled = excluded.enabled", " OR users.enabled IS NOT excluded.enabled")
-    } else {
-        ("(?, ?, ?, ?, ?, 1)", "", "")
-    };
+    let mut set = String::from(
+        "username = excluded.username, username_folded = excluded.username_folded, \
+         email = COALESCE(excluded.email, users.email)",
+    );
+    let mut differs = String::from(
+        "users.username IS NOT excluded.username OR users.username_folded IS NOT excluded.username_folded \
+         OR users.email IS NOT COALESCE(excluded.email, users.email)",
+    );
+    if shape.set_enabled {
+        set.push_str(", enabled = excluded.enabled");
+        differs.push_str(" OR users.enabled IS NOT excluded.enabled");
+    }
+    if shape.set_groups {
+        set.push_str(", groups = excluded.groups");
+        differs.push_str(" OR users.groups IS NOT excluded.groups");
+    }
+    let row = format!(
+        "(?, ?, ?, ?, ?, {}, {})",
+        if shape.set_enabled { "?" } else { "1" },
+        if shape.set_groups { "?" } else { "'[]'" }
+    );
     let sql = values_sql(
-        "INSERT INTO users (tenant_id, id, username, username_folded, email, enabled)",
-        row,
+        "INSERT INTO users (tenant_id, id, username, username_folded, email, enabled, groups)",
+        &row,
         users.len(),
-        &format!(
-            "ON CONFLICT (tenant_id, id) DO UPDATE SET \
-                 username = excluded.username, \
-                 username_folded = excluded.username_folded, \
-                 email = COALESCE(excluded.email, users.email){enabled_set} \
-             WHERE users.username IS NOT excluded.username \
-                OR users.username_folded IS NOT excluded.username_folded \
-                OR users.email IS NOT COALESCE(excluded.email, users.email){enabled_changed}"
-        ),
+        &format!("ON CONFLICT (tenant_id, id) DO UPDATE SET {set} WHERE {differs}"),
     );
     let folded: Vec<String> = users.iter().map(|u| fold_case(&u.username)).collect();
+    let groups: Vec<Option<String>> = users.iter().map(|u| u.groups.as_deref().map(json::to_json)).collect();
     let mut query = sqlx::query(&sql);
-    for (user, folded) in users.iter().zip(&folded) {
+    for ((user, folded), groups) in users.iter().zip(&folded).zip(&groups) {
         query =
             query.bind(tenant.as_str()).bind(&user.id).bind(&user.username).bind(folded).bind(user.email.as_deref());
-        if set_enabled {
+        if shape.set_enabled {
             query = query.bind(user.enabled);
+        }
+        if shape.set_groups {
+            query = query.bind(groups.as_deref());
         }
     }
     Ok(query.execute(&mut *conn).await?.rows_affected())

@@ -1,0 +1,136 @@
+//! The audit trail: every token request, issued or refused, is recorded.
+//! An issued token is returned only after its record is committed; records
+//! from concurrent requests share one transaction (group commit), so
+//! durability costs one commit per batch, not per token.
+
+use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Issued,
+    Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Issued => "issued",
+            Outcome::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "issued" => Some(Outcome::Issued),
+            "refused" => Some(Outcome::Refused),
+            _ => None,
+        }
+    }
+}
+
+/// One token request as recorded. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub tenant: String,
+    /// `user` or `customer`.
+    pub realm: String,
+    pub client_id: Option<String>,
+    pub subject_id: Option<String>,
+    /// The identifier the caller gave: username, user id or email.
+    pub subject_given: Option<String>,
+    pub requested_scope: Option<String>,
+    pub granted_scope: Option<String>,
+    pub jti: Option<String>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub remote_addr: Option<String>,
+    pub request_id: String,
+}
+
+/// Which records `stead audit` asks for; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub outcome: Option<Outcome>,
+    pub limit: Option<u64>,
+}
+
+/// Records longer than this in a caller-supplied field are cut, so a
+/// hostile request cannot bloat the trail.
+const MAX_FIELD: usize = 512;
+
+pub fn bounded(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(MAX_FIELD).collect()
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// Most records committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Handle to the group-commit writer.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<(AuditRecord, Ack)>,
+}
+
+impl AuditLog {
+    /// Starts the writer task on `store`.
+    pub fn start(store: Arc<dyn Store>) -> (AuditLog, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(16 * 1024);
+        let task = tokio::spawn(writer(store, rx));
+        (AuditLog { tx }, task)
+    }
+
+    /// Resolves once `record` is durably committed.
+    pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send((record, ack))
+            .await
+            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e)),
+            Err(_) => Err(StoreError::Unavailable("the audit writer has stopped".into())),
+        }
+    }
+}
+
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Ack)>) {
+    let mut records = Vec::with_capacity(MAX_BATCH);
+    let mut acks = Vec::with_capacity(MAX_BATCH);
+    // Take whatever is queued after the first record: under load batches
+    // grow by themselves; when idle a record commits alone, without delay.
+    while let Some((record, ack)) = rx.recv().await {
+        records.push(record);
+        acks.push(ack);
+        while records.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((record, ack)) => {
+                    records.push(record);
+                    acks.push(ack);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = store.append_audit(&records).await.map_err(|e| {
+            tracing::error!(error = %e, records = records.len(), "audit records not committed");
+            e.to_string()
+        });
+        for ack in acks.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+        records.clear();
+    }
+}

@@ -1,0 +1,230 @@
+//! Upserting a tenant's customers, keyed by email (case-insensitively);
+//! customer ids stay unique per tenant. A new customer without an id gets a
+//! random one; an existing customer keeps its id unless the file gives one.
+
+use super::batch::{is_conflict, release, roll_back, savepoint, PARKED_PREFIX, ROWS};
+use super::{Abort, Mode};
+use crate::postgres::error::db_err;
+use crate::postgres::json;
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use stead_core::model::{fold_case, random_id};
+use stead_core::provision::CustomerPlan;
+use stead_core::StoreError;
+use stead_proto::TenantId;
+
+/// Which columns an existing row takes from its entry: only those the entry
+/// gives, so each combination is a statement of its own shape.
+#[derive(Clone, Copy)]
+struct Shape {
+    set_id: bool,
+    set_enabled: bool,
+    set_groups: bool,
+}
+
+/// Upserts `customers`; returns how many rows were inserted or changed.
+pub(super) async fn upsert(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customers: &[CustomerPlan],
+    mode: Mode,
+) -> Result<u64, Abort> {
+    let mut state = State { tenant, plan: customers, plan_ids: None, parked: Vec::new() };
+    let mut by_shape: [Vec<Entry>; 8] = Default::default();
+    for c in customers {
+        let entry = Entry { folded: fold_case(&c.email), plan: c };
+        let shape =
+            usize::from(c.groups.is_some()) * 4 + usize::from(c.id.is_some()) * 2 + usize::from(c.enabled.is_some());
+        by_shape[shape].push(entry);
+    }
+    let mut changed = 0;
+    for (i, group) in by_shape.iter_mut().enumerate() {
+        // In key order, rows land next to each other in the index.
+        group.sort_unstable_by(|a, b| a.folded.cmp(&b.folded));
+        let shape = Shape { set_groups: i / 4 == 1, set_id: (i / 2) % 2 == 1, set_enabled: i % 2 == 1 };
+        for chunk in group.chunks(ROWS) {
+            if mode == Mode::Fast {
+                changed += match execute(conn, tenant, chunk, shape).await {
+                    Ok(n) => n,
+                    Err(e) if is_conflict(&e) => return Err(Abort::Conflict),
+                    Err(e) => return Err(db_err(e).into()),
+                };
+                continue;
+            }
+            savepoint(conn).await.map_err(db_err)?;
+            changed += match execute(conn, tenant, chunk, shape).await {
+                Ok(n) => {
+                    release(conn).await.map_err(db_err)?;
+                    n
+                }
+                // The failed statement changed nothing; find the entry.
+                Err(e) if is_conflict(&e) => {
+                    roll_back(conn).await.map_err(db_err)?;
+                    let mut n = 0;
+                    for entry in chunk {
+                        n += upsert_one(conn, &mut state, entry, shape).await?;
+                    }
+                    n
+                }
+                Err(e) => return Err(db_err(e).into()),
+            };
+        }
+    }
+    state.check_parked(conn).await?;
+    Ok(changed)
+}
+
+/// An entry of the file with its key.
+struct Entry<'a> {
+    folded: String,
+    plan: &'a CustomerPlan,
+}
+
+struct State<'a> {
+    tenant: &'a TenantId,
+    plan: &'a [CustomerPlan],
+    /// The ids the entries give, by folded email, built on the first conflict.
+    plan_ids: Option<HashMap<String, &'a str>>,
+    /// Folded emails of customers whose id was parked to let another entry take it.
+    parked: Vec<String>,
+}
+
+impl State<'_> {
+    fn label(&self, customer: &CustomerPlan) -> String {
+        format!("tenant {:?} customer {:?}", self.tenant.as_str(), customer.email)
+    }
+
+    /// Whether this file gives the customer with this folded email an id
+    /// other than `id` (in an entry not applied yet).
+    fn renamed_by_plan(&mut self, email_folded: &str, id: &str) -> bool {
+        let plan = self.plan;
+        self.plan_ids
+            .get_or_insert_with(|| plan.iter().filter_map(|c| Some((fold_case(&c.email), c.id.as_deref()?))).collect())
+            .get(email_folded)
+            .is_some_and(|planned| *planned != id)
+    }
+
+    /// Every parked customer must have been given its new id by its own entry.
+    async fn check_parked(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        for email_folded in &self.parked {
+            let still: Option<String> = sqlx::query_scalar(
+                "SELECT email FROM customers WHERE tenant_id = $1 AND email_folded = $2 AND id = $3 || email_folded",
+            )
+            .bind(self.tenant.as_str())
+            .bind(email_folded)
+            .bind(PARKED_PREFIX)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            if let Some(email) = still {
+                return Err(StoreError::Rejected(format!(
+                    "tenant {:?} customer {email:?}: its id is claimed by another customer in the file",
+                    self.tenant.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry on its own. When the id it gives is held by another customer
+/// whose entry in this file gives that customer a new id, the holder's id is
+/// parked first.
+async fn upsert_one(
+    conn: &mut PgConnection,
+    state: &mut State<'_>,
+    entry: &Entry<'_>,
+    shape: Shape,
+) -> Result<u64, StoreError> {
+    let customer = entry.plan;
+    let one = std::slice::from_ref(entry);
+    savepoint(conn).await.map_err(db_err)?;
+    match execute(conn, state.tenant, one, shape).await {
+        Ok(n) => {
+            release(conn).await.map_err(db_err)?;
+            return Ok(n);
+        }
+        Err(e) if is_conflict(&e) => roll_back(conn).await.map_err(db_err)?,
+        Err(e) => return Err(db_err(e)),
+    }
+    let Some(id) = customer.id.as_deref() else {
+        // A generated id collided: vanishingly unlikely, and a retry fixes it.
+        return Err(StoreError::Rejected(format!("{}: a generated id collided; try again", state.label(customer))));
+    };
+    let holder: Option<(String, String)> =
+        sqlx::query_as("SELECT email_folded, email FROM customers WHERE tenant_id = $1 AND id = $2")
+            .bind(state.tenant.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    let Some((holder_folded, holder_email)) = holder.filter(|(f, _)| *f != entry.folded) else {
+        return Err(StoreError::Rejected(format!("{}: a uniqueness rule is broken", state.label(customer))));
+    };
+    if !state.renamed_by_plan(&holder_folded, id) {
+        return Err(StoreError::Rejected(format!(
+            "{}: customer id {id:?} is already used by customer {holder_email:?}",
+            state.label(customer)
+        )));
+    }
+    sqlx::query("UPDATE customers SET id = $3 || email_folded WHERE tenant_id = $1 AND email_folded = $2")
+        .bind(state.tenant.as_str())
+        .bind(&holder_folded)
+        .bind(PARKED_PREFIX)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    state.parked.push(holder_folded);
+    execute(conn, state.tenant, one, shape).await.map_err(|e| match db_err(e) {
+        StoreError::Rejected(m) => StoreError::Rejected(format!("{}: {m}", state.label(customer))),
+        other => other,
+    })
+}
+
+/// One multi-row upsert of `customers`, all of the same shape.
+async fn execute(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customers: &[Entry<'_>],
+    shape: Shape,
+) -> Result<u64, sqlx::Error> {
+    let mut set = String::from("email = EXCLUDED.email");
+    let mut differs = String::from("customers.email IS DISTINCT FROM EXCLUDED.email");
+    if shape.set_id {
+        set.push_str(", id = EXCLUDED.id");
+        differs.push_str(" OR customers.id IS DISTINCT FROM EXCLUDED.id");
+    }
+    if shape.set_enabled {
+        set.push_str(", enabled = EXCLUDED.enabled");
+        differs.push_str(" OR customers.enabled IS DISTINCT FROM EXCLUDED.enabled");
+    }
+    if shape.set_groups {
+        set.push_str(", groups = EXCLUDED.groups");
+        differs.push_str(" OR customers.groups IS DISTINCT FROM EXCLUDED.groups");
+    }
+    let sql = format!(
+        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled, groups) \
+         SELECT $1, c.folded, c.email, c.id, {}, {} \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[]) \
+             AS c(folded, email, id, enabled, groups) \
+         ON CONFLICT (tenant_id, email_folded) DO UPDATE SET {set} WHERE {differs}",
+        if shape.set_enabled { "c.enabled" } else { "TRUE" },
+        if shape.set_groups { "c.groups::jsonb" } else { "'[]'::jsonb" },
+    );
+    let folded: Vec<&str> = customers.iter().map(|c| c.folded.as_str()).collect();
+    let emails: Vec<&str> = customers.iter().map(|c| c.plan.email.as_str()).collect();
+    // Entries without an id offer a fresh one, used only if the row is new.
+    let ids: Vec<String> = customers.iter().map(|c| c.plan.id.clone().unwrap_or_else(random_id)).collect();
+    let enabled: Vec<Option<bool>> = customers.iter().map(|c| c.plan.enabled).collect();
+    let groups: Vec<Option<String>> = customers.iter().map(|c| c.plan.groups.as_deref().map(json::to_json)).collect();
+    Ok(sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(folded)
+        .bind(emails)
+        .bind(ids)
+        .bind(enabled)
+        .bind(groups)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}

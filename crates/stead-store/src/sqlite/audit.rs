@@ -1,0 +1,229 @@
+//! The audit trail: appended in batches (group commit), queried by
+//! `stead audit`, pruned by age.
+
+use super::error::{corrupt, db_err};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use stead_core::audit::{AuditFilter, AuditRecord, Outcome};
+use stead_core::StoreError;
+
+const COLUMNS: &str = "time_ms, tenant, realm, client_id, subject_id, subject_given, requested_scope, \
+                       granted_scope, jti, outcome, error, remote_addr, request_id";
+const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Rows in the largest statement: 13 parameters each, well below SQLite's
+/// limit of 32766.
+const MAX_ROWS: usize = 256;
+
+/// Rows deleted per transaction when pruning, so appends are not held up
+/// behind one long delete.
+const PRUNE_BATCH: i64 = 10_000;
+
+/// Appends `records` in one transaction, committed (and synced) before it
+/// returns. Rows go in multi-row statements of power-of-two sizes, so a
+/// batch of any size uses a handful of cached statements.
+pub(super) async fn append(pool: &SqlitePool, records: &[AuditRecord]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let mut rest = records;
+    while !rest.is_empty() {
+        let n = chunk_len(rest.len());
+        let (chunk, tail) = rest.split_at(n);
+        let sql = insert_sql(n);
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(r.time_ms)
+                .bind(&r.tenant)
+                .bind(&r.realm)
+                .bind(r.client_id.as_deref())
+                .bind(r.subject_id.as_deref())
+                .bind(r.subject_given.as_deref())
+                .bind(r.requested_scope.as_deref())
+                .bind(r.granted_scope.as_deref())
+                .bind(r.jti.as_deref())
+                .bind(r.outcome.as_str())
+                .bind(r.error.as_deref())
+                .bind(r.remote_addr.as_deref())
+                .bind(&r.request_id);
+        }
+        query.execute(&mut *tx).await.map_err(db_err)?;
+        rest = tail;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+/// The rows of the next statement when `remaining` are left: `MAX_ROWS`,
+/// else the largest power of two that fits.
+fn chunk_len(remaining: usize) -> usize {
+    if remaining >= MAX_ROWS {
+        MAX_ROWS
+    } else {
+        1 << remaining.ilog2()
+    }
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO audit ({COLUMNS}) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql
+}
+
+/// Records matching every given condition of `filter`, oldest first.
+pub(super) async fn query(pool: &SqlitePool, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+    let (sql, binds) = query_sql(filter);
+    let mut query = sqlx::query(&sql);
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    query.fetch_all(pool).await.map_err(db_err)?.iter().map(record).collect()
+}
+
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+fn query_sql(filter: &AuditFilter) -> (String, Vec<Bind<'_>>) {
+    let mut sql = format!("SELECT {COLUMNS} FROM audit");
+    let mut binds = Vec::new();
+    let mut conditions: Vec<(&str, Bind<'_>)> = Vec::new();
+    if let Some(t) = &filter.tenant {
+        conditions.push(("tenant = ?", Bind::Text(t)));
+    }
+    if let Some(c) = &filter.client_id {
+        conditions.push(("client_id = ?", Bind::Text(c)));
+    }
+    if let Some(s) = &filter.subject_id {
+        conditions.push(("subject_id = ?", Bind::Text(s)));
+    }
+    if let Some(since) = filter.since_ms {
+        conditions.push(("time_ms >= ?", Bind::Int(since)));
+    }
+    if let Some(until) = filter.until_ms {
+        conditions.push(("time_ms < ?", Bind::Int(until)));
+    }
+    if let Some(outcome) = filter.outcome {
+        conditions.push(("outcome = ?", Bind::Text(outcome.as_str())));
+    }
+    for (i, (condition, bind)) in conditions.into_iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        sql.push_str(condition);
+        binds.push(bind);
+    }
+    sql.push_str(" ORDER BY time_ms, rowid");
+    if let Some(limit) = filter.limit {
+        sql.push_str(" LIMIT ?");
+        binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    }
+    (sql, binds)
+}
+
+fn record(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    let outcome: String = row.try_get("outcome").map_err(db_err)?;
+    Ok(AuditRecord {
+        time_ms: row.try_get("time_ms").map_err(db_err)?,
+        tenant: row.try_get("tenant").map_err(db_err)?,
+        realm: row.try_get("realm").map_err(db_err)?,
+        client_id: row.try_get("client_id").map_err(db_err)?,
+        subject_id: row.try_get("subject_id").map_err(db_err)?,
+        subject_given: row.try_get("subject_given").map_err(db_err)?,
+        requested_scope: row.try_get("requested_scope").map_err(db_err)?,
+        granted_scope: row.try_get("granted_scope").map_err(db_err)?,
+        jti: row.try_get("jti").map_err(db_err)?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt(format!("audit outcome {outcome:?}")))?,
+        error: row.try_get("error").map_err(db_err)?,
+        remote_addr: row.try_get("remote_addr").map_err(db_err)?,
+        request_id: row.try_get("request_id").map_err(db_err)?,
+    })
+}
+
+/// Deletes records older than `before_ms`, a batch per transaction.
+pub(super) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let deleted = sqlx::query(
+            "DELETE FROM audit WHERE rowid IN \
+             (SELECT rowid FROM audit WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
+        )
+        .bind(before_ms)
+        .bind(PRUNE_BATCH)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        total += deleted;
+        if deleted < PRUNE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    fn filter() -> AuditFilter {
+        AuditFilter::default()
+    }
+
+    #[test]
+    fn a_batch_of_any_size_takes_few_statement_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for len in 1..=1024 {
+            let (mut rest, mut statements) = (len, 0);
+            while rest > 0 {
+                let n = chunk_len(rest);
+                assert!(n.is_power_of_two() && n <= MAX_ROWS && n <= rest);
+                shapes.insert(n);
+                rest -= n;
+                statements += 1;
+            }
+            assert!(statements <= 4 + 8, "{len}: {statements}");
+        }
+        assert_eq!(shapes.len(), 9);
+        assert_eq!(insert_sql(2).matches(ROW).count(), 2);
+    }
+
+    /// Each filter a query leads with is served by its index, in time order
+    /// without a sort.
+    #[tokio::test]
+    async fn filtered_queries_use_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        let cases = [
+            (AuditFilter { since_ms: Some(1), until_ms: Some(2), ..filter() }, "audit_by_time"),
+            (AuditFilter { tenant: Some("T".into()), since_ms: Some(1), ..filter() }, "audit_by_tenant"),
+            (AuditFilter { client_id: Some("c".into()), until_ms: Some(1), ..filter() }, "audit_by_client"),
+            (AuditFilter { subject_id: Some("s".into()), limit: Some(5), ..filter() }, "audit_by_subject"),
+        ];
+        for (f, index) in cases {
+            let (sql, binds) = query_sql(&f);
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+            for b in binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s),
+                    Bind::Int(i) => q.bind(i),
+                };
+            }
+            let plan = q.fetch_all(&store.audit_read).await.unwrap();
+            let details: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+            assert!(details.iter().any(|d| d.contains(index)), "{sql}: {details:?}");
+            assert!(!details.iter().any(|d| d.contains("TEMP B-TREE")), "{sql}: {details:?}");
+        }
+    }
+}
