@@ -305,6 +305,11 @@ async fn every_request_is_audited() {
             _ => refused += 1,
         }
     }
+    // Refused before the token service runs: audited too.
+    let malformed =
+        server.raw(server.http.post(server.token_url("ACME-U")).header("content-type", "text/plain").body("x")).await;
+    malformed.assert_error(400, "invalid_request");
+    refused += 1;
     let dir = stead.data_dir().to_str().unwrap().to_owned();
     let out = stead.command(&["audit", "--tenant", "ACME", "--json", "--data-dir", &dir]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -322,7 +327,7 @@ async fn every_request_is_audited() {
     assert!(sample["jti"].is_string() && sample["request_id"].is_string() && sample["remote_addr"].is_string());
     let refusal = rows.iter().find(|r| r["outcome"] == "refused").unwrap();
     assert_eq!(refusal["error"], "invalid_grant");
-    let text = String::from_utf8_lossy(&std::fs::read(stead.data_dir().join("stead.db")).unwrap()).into_owned();
+    let text = String::from_utf8_lossy(&stead.stored_bytes()).into_owned();
     assert!(!text.contains(SECRET));
 
     // Filters and the table form.

@@ -110,6 +110,20 @@ impl TokenService {
             }
             Err(e) => Err(e),
         };
+        self.record(realm, ctx, meta, result.as_ref().map_err(|e| e.code)).await?;
+        result
+    }
+
+    /// Commits the audit record of one token request: issued, refused by
+    /// the service, or refused before it (malformed, throttled). Fails with
+    /// `temporarily_unavailable` when the record cannot be written.
+    pub async fn record(
+        &self,
+        realm: &RealmPath,
+        ctx: &RequestContext,
+        meta: &RequestMeta,
+        result: Result<&IssuedToken, ErrorCode>,
+    ) -> Result<(), OAuthError> {
         let record = AuditRecord {
             time_ms: crate::now_ms(),
             tenant: realm.tenant.to_string(),
@@ -118,18 +132,17 @@ impl TokenService {
             subject_id: ctx.subject_id.clone(),
             subject_given: ctx.subject_given.as_deref().map(bounded),
             requested_scope: ctx.requested_scope.as_deref().map(bounded),
-            granted_scope: result.as_ref().ok().map(|i| i.claims.scope.clone()),
-            jti: result.as_ref().ok().map(|i| i.claims.jti.clone()),
+            granted_scope: result.ok().map(|i| i.claims.scope.clone()),
+            jti: result.ok().map(|i| i.claims.jti.clone()),
             outcome: if result.is_ok() { Outcome::Issued } else { Outcome::Refused },
-            error: result.as_ref().err().map(|e| e.code.as_str().to_owned()),
+            error: result.err().map(|code| code.as_str().to_owned()),
             remote_addr: meta.remote_addr.clone(),
             request_id: meta.request_id.clone(),
         };
-        if let Err(e) = self.audit.record(record).await {
+        self.audit.record(record).await.map_err(|e| {
             tracing::error!(error = %e, "audit record not committed; request answered 503");
-            return Err(OAuthError::unavailable());
-        }
-        result
+            OAuthError::unavailable()
+        })
     }
 
     pub async fn validate(

@@ -15,7 +15,12 @@ pub fn from_headers(headers: &HeaderMap) -> Option<Credentials> {
     if values.next().is_some() {
         return Some(Credentials::MalformedBasic);
     }
-    let value = value.to_str().ok()?;
+    let Ok(value) = value.to_str() else {
+        // Non-ASCII bytes: malformed if it claims to be Basic, so body
+        // credentials cannot slip past a broken Basic header.
+        let raw = value.as_bytes();
+        return (raw.len() >= 6 && raw[..6].eq_ignore_ascii_case(b"basic ")).then_some(Credentials::MalformedBasic);
+    };
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -83,6 +88,9 @@ mod tests {
         }
         assert_eq!(from_headers(&header("Basic !!!")), Some(Credentials::MalformedBasic));
         assert_eq!(from_headers(&header("Bearer x")), None);
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, axum::http::HeaderValue::from_bytes(b"Basic YTpi\xff").unwrap());
+        assert_eq!(from_headers(&h), Some(Credentials::MalformedBasic));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The HTTP face of stead: axum routes, request parsing, the mapping of
-//! OAuth errors to HTTP, health checks and the directory refresh loop.
-//! Business rules live in `stead-core`.
+//! OAuth errors to HTTP, health checks and the directory refresh loop; the
+//! accept loop (HTTP/1.1 and HTTP/2, optionally over TLS) with its abuse
+//! limits ([`limits`], [`ServerSettings`]). Business rules live in
+//! `stead-core`.
 
 mod addr;
 mod basic;

@@ -87,7 +87,8 @@ pub(crate) async fn run(
         request_timeout: settings.request_timeout,
         epoch: Instant::now(),
     });
-    let connections = settings.max_connections.filter(|&n| n > 0).map(|n| Arc::new(Semaphore::new(n)));
+    let connections =
+        settings.max_connections.filter(|&n| n > 0).map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
     // Every connection task holds a receiver: the sender learns when all
     // are gone.
     let (stop, stopped) = watch::channel(false);
@@ -201,7 +202,7 @@ async fn drive<I>(shared: &Arc<Shared>, io: I, peer: SocketAddr, mut stopped: wa
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new(shared.now_ms()));
+    let activity = Arc::new(Activity::new(shared.epoch));
     let service = ConnService { shared: shared.clone(), peer, activity: activity.clone() };
     let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -245,16 +246,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Requests in flight on a connection and when the last one ended.
+/// Requests in flight on a connection and when the last one ended, in
+/// milliseconds since the server's epoch.
 struct Activity {
+    epoch: Instant,
     in_flight: AtomicU32,
     served: AtomicU32,
     last_ms: AtomicU64,
 }
 
 impl Activity {
-    fn new(now_ms: u64) -> Self {
-        Activity { in_flight: AtomicU32::new(0), served: AtomicU32::new(0), last_ms: AtomicU64::new(now_ms) }
+    fn new(epoch: Instant) -> Self {
+        let now = epoch.elapsed().as_millis() as u64;
+        Activity { epoch, in_flight: AtomicU32::new(0), served: AtomicU32::new(0), last_ms: AtomicU64::new(now) }
     }
 
     fn idle(&self, now_ms: u64, first_request_within: Duration, idle_timeout: Duration) -> bool {
@@ -267,23 +271,21 @@ impl Activity {
 }
 
 /// Marks a request in flight until dropped.
-struct Busy {
-    activity: Arc<Activity>,
-    shared: Arc<Shared>,
-}
+struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn new(activity: &Arc<Activity>, shared: &Arc<Shared>) -> Self {
+    fn new(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        Busy { activity: activity.clone(), shared: shared.clone() }
+        Busy(activity.clone())
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.activity.last_ms.store(self.shared.now_ms(), Ordering::Relaxed);
-        self.activity.served.store(1, Ordering::Relaxed);
-        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let activity = &self.0;
+        activity.last_ms.store(activity.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        activity.served.store(1, Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -304,7 +306,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Future = BoxFuture;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        let busy = Busy::new(&self.activity, &self.shared);
+        let busy = Busy::new(&self.activity);
         let source = addr::resolve(self.peer.ip(), request.headers(), self.shared.trust_proxy_headers);
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(self.peer));
@@ -331,5 +333,72 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             drop(busy);
             response
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+
+    async fn start(
+        app: Router,
+        settings: ServerSettings,
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            run(listener, app, &settings, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+        });
+        (addr, stop, server)
+    }
+
+    #[tokio::test]
+    async fn idle_http2_connections_are_closed() {
+        let app = Router::new().route("/x", get(|| async { "ok" }));
+        let settings = ServerSettings { idle_timeout: Duration::from_millis(300), ..ServerSettings::default() };
+        let (addr, stop, server) = start(app, settings).await;
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let response = sender.send_request(Request::get("http://x/x").body(Empty::<Bytes>::new()).unwrap()).await;
+        assert_eq!(response.unwrap().status(), 200);
+        let closed = tokio::time::timeout(Duration::from_secs(3), conn).await;
+        assert!(closed.is_ok(), "the idle HTTP/2 connection is still open");
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_requests_in_flight_finish() {
+        let app = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                "done"
+            }),
+        );
+        let (addr, stop, server) = start(app, ServerSettings::default()).await;
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let request = Request::get("http://x/slow").body(Empty::<Bytes>::new()).unwrap();
+        let response = tokio::spawn(async move { sender.send_request(request).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = stop.send(());
+        let response = response.await.unwrap().expect("answered during shutdown");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "done");
+        tokio::time::timeout(Duration::from_secs(3), server).await.expect("the server stopped").unwrap();
+        // No new connections afterwards.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }

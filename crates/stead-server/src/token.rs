@@ -91,6 +91,29 @@ async fn handle(
 ) -> Result<stead_core::IssuedToken, ErrorReply> {
     // SPEC §1: an unknown tenant is a 404 whatever the request holds.
     state.service.tenant(realm)?;
+    match screen(realm, headers, basic, body, ctx, guard).await {
+        Ok(request) => {
+            let result = state.service.token(realm, request, stead_core::now(), ctx, meta).await;
+            guard.settle(realm.tenant.as_str(), ctx.client_id.as_deref(), result)
+        }
+        // Refused before the token service saw it: audited all the same.
+        Err(reply) => {
+            state.service.record(realm, ctx, meta, Err(reply.error.code)).await?;
+            Err(reply)
+        }
+    }
+}
+
+/// Everything before the token service: content type, body, form, and the
+/// brute-force throttle.
+async fn screen(
+    realm: &RealmPath,
+    headers: &HeaderMap,
+    basic: Option<stead_core::Credentials>,
+    body: Body,
+    ctx: &mut RequestContext,
+    guard: &AuthGuard,
+) -> Result<TokenRequest, ErrorReply> {
     if !is_form_content_type(headers) {
         return Err(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into());
     }
@@ -114,8 +137,7 @@ async fn handle(
         ctx.requested_scope = request.scope;
         return Err(refusal);
     }
-    let result = state.service.token(realm, request, stead_core::now(), ctx, meta).await;
-    guard.settle(realm.tenant.as_str(), ctx.client_id.as_deref(), result)
+    Ok(request)
 }
 
 /// RFC 6749 §4.3.2: the body is `application/x-www-form-urlencoded`
