@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 DATA = os.path.join(BENCH, "data")
 RESULTS = os.path.join(BENCH, "results")
-STEAD = os.path.join(ROOT, "target", "release", "stead")
+STEAD = os.environ.get("STEAD_BIN") or os.path.join(ROOT, "target", "release", "stead")
 LUA = os.path.join(BENCH, "token.lua")
 
 sys.path.insert(0, BENCH)
@@ -263,6 +263,34 @@ def verify_sample(server, sc, path, limit=5):
     return ok, len(tokens)
 
 
+def profile(server, sc, n_subjects, opts, raw):
+    """perf record (DWARF call graphs) of the server during one wrk run of `sc`;
+    writes flat (self) and inclusive (children) reports to bench/results/."""
+    data = os.path.join(RESULTS, f"perf-{sc.name}.data")
+    perf = subprocess.Popen(["taskset", "-c", LOAD_CORE, "perf", "record", "-F", "997", "--call-graph",
+                             "dwarf,16384", "-p", str(server.proc.pid), "-o", data, "--", "sleep",
+                             str(opts.duration)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    r = wrk(server, sc, n_subjects, opts.duration, opts.connections, raw)
+    _, err = perf.communicate()
+    if perf.returncode != 0:
+        log(f"perf record failed: {err.strip()[-500:]}")
+        return
+    log(f"[profile] {sc.name} under perf: {r['tps']:,.0f}/s")
+    reports = (("self", ["--no-children", "--sort", "symbol"]), ("children", ["--children", "--sort", "symbol"]),
+               ("threads", ["--no-children", "--sort", "comm"]), ("dso", ["--no-children", "--sort", "dso"]))
+    for kind, flags in reports:
+        out = os.path.join(RESULTS, f"profile-{sc.name}-{kind}.txt")
+        rep = subprocess.run(["taskset", "-c", LOAD_CORE, "perf", "report", "-i", data, "--stdio", "-g", "none",
+                              "--percent-limit", "0.3"] + flags, capture_output=True, text=True)
+        with open(out, "w") as f:
+            f.write(f"# {sc.name}, {r['tps']:,.0f}/s under perf; perf report {' '.join(flags)}\n")
+            for line in rep.stdout.splitlines():
+                if line.strip() and not line.startswith("#"):
+                    f.write(re.sub(r"\s{3,}", "  ", line).rstrip(" -") + "\n")
+        log(f"[profile] {os.path.relpath(out, ROOT)}")
+
+
 def run_phase(db, data_dir, scenarios, n_subjects, opts, raw, results, extra):
     server = Server(data_dir, os.path.join(RESULTS, f"server-{db}.log"))
     open(server.log_path, "w").close()
@@ -292,6 +320,9 @@ def run_phase(db, data_dir, scenarios, n_subjects, opts, raw, results, extra):
                     f"  socket errors {r['socket_errors']}")
         mem = server.memory()
         extra[f"memory_{db}"] = mem
+        for sc in scenarios:
+            if sc.name in (opts.profile or "").split(","):
+                profile(server, sc, n_subjects, opts, raw)
         log(f"[{db}] server RSS {mem['rss_mb']:.1f} MB, peak {mem['hwm_mb']:.1f} MB, {mem['threads']} threads")
         for name, rs in runs.items():
             # The run with the median throughput stands for the scenario.
@@ -417,6 +448,8 @@ def main():
     p.add_argument("--only", help="comma-separated scenario names")
     p.add_argument("--skip-large", action="store_true", help="no 1M-user phase (no 1M import either)")
     p.add_argument("--skip-sign", action="store_true", help="do not measure bare signing rates")
+    p.add_argument("--profile", help="comma-separated scenario names to run once more under perf record "
+                   "(needs linux-perf); reports in bench/results/profile-*.txt")
     p.add_argument("--force", action="store_true", help="run even while cargo/rustc processes are busy")
     opts = p.parse_args()
     if opts.quick:

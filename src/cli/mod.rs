@@ -8,6 +8,7 @@ mod demo;
 mod import;
 mod keys;
 mod logging;
+mod migrate;
 mod serve;
 mod storage;
 mod token;
@@ -38,6 +39,8 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Query the audit trail of token requests.
     Audit(audit::AuditArgs),
+    /// Bring the database schema up to date and exit.
+    Migrate(migrate::MigrateArgs),
 }
 
 impl Cli {
@@ -49,6 +52,7 @@ impl Cli {
             Command::Client(args) => client::run(args).await,
             Command::Keys(args) => keys::run(args).await,
             Command::Audit(args) => audit::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
         }
     }
 }

@@ -6,7 +6,7 @@ use clap::builder::NonEmptyStringValueParser;
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use stead_client::{ClientAuth, ClientCredentials, Error, Subject, TokenClient, TokenEndpoint};
+use stead_client::{ClientAuth, ClientCredentials, Error, Subject, TokenClient, TokenEndpoint, Verifier};
 
 /// The environment variable read for the secret when no --client-secret-*
 /// flag is given.
@@ -79,9 +79,17 @@ pub struct TokenArgs {
     #[arg(long, conflicts_with = "decode")]
     raw: bool,
 
-    /// Print the access token's header and claims, decoded but NOT verified.
+    /// Print the access token's header and claims, decoded but NOT verified
+    /// (add --verify to verify them).
     #[arg(long)]
     decode: bool,
+
+    /// Verify the issued token as a resource server would: with the keys the
+    /// realm publishes (found through its metadata), its typ, issuer (the
+    /// realm's URL), expiry, and AUDIENCE as the audience. Exit 1 when it
+    /// does not verify.
+    #[arg(long, value_name = "AUDIENCE", value_parser = NonEmptyStringValueParser::new())]
+    verify: Option<String>,
 }
 
 /// Runs `stead token`: exit 0 with the token printed, 1 when refused or
@@ -120,6 +128,24 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         Err(e @ Error::InvalidRequest(_)) => return Ok(usage_error(&e.to_string())),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("token request to {endpoint} failed"))),
     };
+
+    if let Some(audience) = &args.verify {
+        let verifier = Verifier::builder(endpoint.issuer()).audience(audience.as_str()).build()?;
+        match verifier.verify(&reply.token.access_token).await {
+            Ok(token) => eprintln!(
+                "stead: token verified: {} acts for {} {} with scopes {:?}, issued by {}",
+                token.actor().unwrap_or("(no actor)"),
+                token.subject_type_str().unwrap_or("subject"),
+                token.subject(),
+                token.scopes().join(" "),
+                token.issuer(),
+            ),
+            Err(e) => {
+                eprintln!("stead: the issued token does not verify: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
 
     let out = if args.raw {
         reply.token.access_token
@@ -244,6 +270,8 @@ mod tests {
         let args = parse(&["--username", "pa", "--client-secret-file", "/run/secret", "--scope", "a b"]).unwrap();
         assert_eq!(args.scopes, ["s", "a b"]);
         assert!(parse(&["--username", "pa", "--raw", "--decode"]).is_err());
+        assert_eq!(parse(&["--username", "pa", "--verify", "aud"]).unwrap().verify.as_deref(), Some("aud"));
+        assert!(parse(&["--username", "pa", "--verify", ""]).is_err());
     }
 
     #[test]

@@ -1,12 +1,20 @@
 //! Starts `stead` processes on temporary data directories and talks to them.
+//!
+//! The storage backend follows `STEAD_TEST_BACKEND`: unset (or `sqlite`),
+//! each [`Stead`] is an SQLite file in its data directory; `postgres`, each
+//! [`Stead`] also gets a PostgreSQL database of its own on the test server
+//! (`STEAD_TEST_POSTGRES_URL`, default 127.0.0.1:5432), created on first use,
+//! dropped with it, and handed to every command as `STEAD_DATABASE_URL`. The
+//! data directory still holds the master key all its commands share.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+pub use stead_store::postgres::testing::TestDatabase;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_stead");
 
@@ -126,14 +134,84 @@ username = "pa"
     )
 }
 
+/// The storage the integration tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The variable that selects [`Backend::Postgres`] (value `postgres`).
+pub const BACKEND_ENV: &str = "STEAD_TEST_BACKEND";
+
+pub fn backend() -> Backend {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+        Ok("") | Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("{BACKEND_ENV}={other}: expected sqlite or postgres"),
+    }
+}
+
 /// A data directory, with `stead` commands run against it.
 pub struct Stead {
     pub dir: tempfile::TempDir,
+    /// On PostgreSQL: the database, created on first use. Declared after
+    /// `dir`, so dropped after it (servers are dropped before their `Stead`).
+    db: OnceLock<TestDatabase>,
+}
+
+impl Default for Stead {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Stead {
     pub fn new() -> Self {
-        Stead { dir: tempfile::tempdir().expect("temp dir") }
+        Stead { dir: tempfile::tempdir().expect("temp dir"), db: OnceLock::new() }
+    }
+
+    /// The PostgreSQL URL every command of this `Stead` uses; `None` on SQLite.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database().map(|db| db.url.as_str())
+    }
+
+    /// The PostgreSQL database of this `Stead`, created on first use.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        if backend() != Backend::Postgres {
+            return None;
+        }
+        Some(self.db.get_or_init(|| {
+            TestDatabase::create_blocking().unwrap_or_else(|e| panic!("cannot create a PostgreSQL test database: {e}"))
+        }))
+    }
+
+    /// Everything the storage holds, as bytes, to search for what must not
+    /// be stored in plain text: the SQLite files, or a `pg_dump` of the
+    /// database with every bytea value decoded from its hex form too.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        match self.database() {
+            None => {
+                let mut bytes = Vec::new();
+                for entry in std::fs::read_dir(self.data_dir()).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.file_name().unwrap().to_str().unwrap().starts_with("stead.db") {
+                        bytes.extend(std::fs::read(&path).unwrap());
+                    }
+                }
+                bytes
+            }
+            Some(db) => {
+                let out = Command::new("pg_dump")
+                    .args(["--data-only", "--no-owner", "--dbname", &db.url])
+                    .output()
+                    .expect("run pg_dump");
+                assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+                let mut bytes = out.stdout.clone();
+                bytes.extend(decode_hex_runs(&out.stdout));
+                bytes
+            }
+        }
     }
 
     /// A data directory with [`fixture`] imported.
@@ -147,9 +225,19 @@ impl Stead {
         self.dir.path()
     }
 
+    /// `stead ARGS` on this `Stead`'s storage: on PostgreSQL with
+    /// `STEAD_DATABASE_URL` set (and a small pool, as many processes share
+    /// the test server); `--data-dir` still locates the master key.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.args(args).env_remove("STEAD_MASTER_KEY").env_remove("STEAD_DATABASE_URL").env_remove("STEAD_CONFIG");
+        c.args(args)
+            .env_remove("STEAD_MASTER_KEY")
+            .env_remove("STEAD_DATABASE_URL")
+            .env_remove("STEAD_DATABASE_POOL_SIZE")
+            .env_remove("STEAD_CONFIG");
+        if let Some(url) = self.database_url() {
+            c.env("STEAD_DATABASE_URL", url).env("STEAD_DATABASE_POOL_SIZE", "4");
+        }
         c
     }
 
@@ -175,6 +263,30 @@ impl Stead {
         args.extend_from_slice(extra);
         Server::spawn(self.command(&args))
     }
+}
+
+/// The bytes of every run of hex digits after `\x` (bytea in a dump).
+fn decode_hex_runs(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 2 < text.len() {
+        if text[i] == b'\\' && text[i + 1] == b'x' {
+            let start = i + 2;
+            let mut end = start;
+            while end < text.len() && text[end].is_ascii_hexdigit() {
+                end += 1;
+            }
+            let run = &text[start..end - (end - start) % 2];
+            for pair in run.chunks(2) {
+                let hex = std::str::from_utf8(pair).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 fn unique() -> u64 {

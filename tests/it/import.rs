@@ -7,7 +7,7 @@ use std::time::Duration;
 #[test]
 fn importing_twice_changes_nothing() {
     let stead = Stead::with_fixture();
-    let db = std::fs::read(stead.data_dir().join("stead.db")).unwrap();
+    let db = stead.stored_bytes();
     stead.import_ok(&fixture());
     // Compare content, not bytes: query through a second import's report.
     let out = stead.import(&fixture());
@@ -140,13 +140,7 @@ fn secrets_and_private_keys_are_not_stored_in_plain_text() {
     // Start once so signing keys are generated.
     let server = stead.serve();
     drop(server);
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(stead.data_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_str().unwrap().starts_with("stead.db") {
-            stored.extend(std::fs::read(&path).unwrap());
-        }
-    }
+    let stored = stead.stored_bytes();
     assert!(!stored.is_empty());
     for needle in [SECRET, ODD_SECRET] {
         assert!(!stored.windows(needle.len()).any(|w| w == needle.as_bytes()), "secret found in the database");

@@ -5,7 +5,7 @@
 ///
 /// [`VerifyError::oauth_error`] and [`VerifyError::status`] give the answer
 /// RFC 6750 §3.1 prescribes; with the `axum` feature the error is itself a
-/// response (see [`crate::axum`]).
+/// response (see the `axum` module).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {

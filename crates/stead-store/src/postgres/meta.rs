@@ -22,7 +22,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 pub(super) async fn migrate(options: &PgConnectOptions) -> Result<MigrationReport, StoreError> {
     let mut conn = options.connect().await.map_err(db_err)?;
     let before = applied(&mut conn).await?;
-    let result = MIGRATOR.run(&mut conn).await;
+    // `run_direct` rather than `run`: the latter's `Acquire` bound makes the
+    // future not `Send` (a known sqlx limitation).
+    let result = MIGRATOR.run_direct(&mut conn).await;
     let after = match result {
         Ok(()) => applied(&mut conn).await,
         Err(e) => Err(migrate_err(e)),
