@@ -139,6 +139,27 @@ def wrk_cmd(port, duration, connections, n_subjects):
             f"n={n_subjects}", "expect=200"]
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds of `pids` so far (those still alive)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / TICK
+
+
+def pg_backends(admin):
+    out = subprocess.run(["psql", "-At", admin, "-c", f"SELECT pid FROM pg_stat_activity WHERE datname = '{DB}'"],
+                         capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
 def load(ports, duration, connections, n_subjects):
     """wrk against every port at once, connections split evenly; summed."""
     per = max(1, connections // len(ports))
@@ -291,9 +312,16 @@ def main():
         try:
             ports = [s.port for s in servers]
             load(ports, 2, opts.connections, opts.users)  # warm-up
+            stead_pids = [s.proc.pid for s in servers]
+            pg_pids = pg_backends(opts.postgres) if "PostgreSQL" in name else []
+            cpu0 = (cpu_seconds(stead_pids), cpu_seconds(pg_pids))
             r = load(ports, opts.duration, opts.connections, opts.users)
+            cpu1 = (cpu_seconds(stead_pids), cpu_seconds(pg_pids))
+            r["stead_us"] = (cpu1[0] - cpu0[0]) / r["requests"] * 1e6
+            r["pg_us"] = (cpu1[1] - cpu0[1]) / r["requests"] * 1e6
             log(f"{name}: {r['tps']:,.0f} tokens/s, p50 ≤ {r['p50_us'] / 1000:.1f} ms, "
-                f"p99 ≤ {r['p99_us'] / 1000:.1f} ms, bad {r['bad']}")
+                f"p99 ≤ {r['p99_us'] / 1000:.1f} ms, bad {r['bad']}; CPU per token: stead {r['stead_us']:.0f} µs, "
+                f"PostgreSQL backends {r['pg_us']:.0f} µs")
             results.append((name, r))
         finally:
             for s in servers:
@@ -338,11 +366,19 @@ def main():
         "subject by username; every answer checked. stead, PostgreSQL and wrk share the cores, so the numbers "
         "compare the backends on this machine, not the ceiling of a replica on a core of its own.",
         "",
-        "| setup | tokens/s | p50 | p99 |",
-        "|---|---:|---:|---:|",
+        "| setup | tokens/s | p50 | p99 | stead CPU per token | PostgreSQL CPU per token | tokens per stead core |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results:
-        lines.append(f"| {name} | {r['tps']:,.0f} | {r['p50_us'] / 1000:.1f} ms | {r['p99_us'] / 1000:.1f} ms |")
+        pg = f"{r['pg_us']:.0f} µs" if r["pg_us"] else "—"
+        lines.append(f"| {name} | {r['tps']:,.0f} | {r['p50_us'] / 1000:.1f} ms | {r['p99_us'] / 1000:.1f} ms | "
+                     f"{r['stead_us']:.0f} µs | {pg} | {1e6 / r['stead_us']:,.0f}/s |")
+    lines += [
+        "",
+        "CPU per token is the user + system time of the stead processes (and, on PostgreSQL, of the database "
+        "backends serving them) divided by the tokens issued; its inverse is what one core would sustain if "
+        "it did nothing else. The PostgreSQL backends' share excludes the WAL writer and checkpointer.",
+    ]
     lines += [
         "",
         "## Database round trips per token",

@@ -235,7 +235,9 @@ async fn slow_and_idle_clients_are_cut_off() {
 #[tokio::test]
 async fn saturation_sheds_load_with_503() {
     let stead = Stead::with_fixture();
-    let server = stead.serve_with(&["--max-concurrent-requests", "1", "--request-timeout", "2s"]);
+    // A request timeout long enough that the hog still holds its slot on a
+    // machine slowed by other tests.
+    let server = stead.serve_with(&["--max-concurrent-requests", "1", "--request-timeout", "6s"]);
     // One request holds the only slot: its body never arrives.
     let mut hog = connect(&server);
     hog.write_all(
@@ -253,11 +255,11 @@ async fn saturation_sheds_load_with_503() {
     assert_eq!(server.get("/healthz").await.status, 200);
     // The hog times out (408) and the slot is free again.
     let freed =
-        eventually(Duration::from_secs(8), || async { server.token("ACME-U", &user_form("pa")).await.status == 200 })
+        eventually(Duration::from_secs(15), || async { server.token("ACME-U", &user_form("pa")).await.status == 200 })
             .await;
     assert!(freed.is_some());
     let mut answer = Vec::new();
-    hog.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    hog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let _ = hog.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");

@@ -69,23 +69,44 @@ pub struct DirectoryHandle {
     store: Arc<dyn Store>,
     master: MasterKey,
     policy: KeyPolicy,
+    /// When storage last confirmed the directory current (Unix ms).
+    confirmed_ms: std::sync::atomic::AtomicI64,
 }
+
+/// A directory not confirmed current for this long may hold a revoked
+/// grant: SPEC §6 gives changes one second to reach every server.
+pub const MAX_STALENESS_MS: i64 = 1000;
 
 impl DirectoryHandle {
     /// Loads the directory, generating or rotating signing keys as the
     /// tenants' algorithms and `policy` require.
     pub async fn load(store: Arc<dyn Store>, master: MasterKey, policy: KeyPolicy) -> Result<Self, StoreError> {
         let directory = build(&*store, &master, policy).await?;
-        Ok(DirectoryHandle { current: ArcSwap::from_pointee(directory), store, master, policy })
+        let confirmed_ms = std::sync::atomic::AtomicI64::new(crate::now_ms());
+        Ok(DirectoryHandle { current: ArcSwap::from_pointee(directory), store, master, policy, confirmed_ms })
     }
 
     pub fn get(&self) -> Arc<Directory> {
         self.current.load_full()
     }
 
+    /// Whether storage confirmed the directory current within the last
+    /// [`MAX_STALENESS_MS`]. After an outage a server must not serve grants
+    /// that may have been revoked meanwhile.
+    pub fn is_fresh(&self) -> bool {
+        crate::now_ms() - self.confirmed_ms.load(std::sync::atomic::Ordering::Relaxed) <= MAX_STALENESS_MS
+    }
+
     /// Reloads when storage changed since the last load, or when a key is
     /// due for rotation; returns whether it did.
     pub async fn refresh_if_changed(&self) -> Result<bool, StoreError> {
+        let checked_at = crate::now_ms();
+        let changed = self.reload_if_changed().await?;
+        self.confirmed_ms.fetch_max(checked_at, std::sync::atomic::Ordering::Relaxed);
+        Ok(changed)
+    }
+
+    async fn reload_if_changed(&self) -> Result<bool, StoreError> {
         let version = self.store.change_version().await?;
         let current = self.current.load();
         let rotation_due = self.policy.rotation_period.is_some_and(|period| {

@@ -195,6 +195,13 @@ fn non_empty(label: &str, field: &str, value: &str) -> Result<(), ProvisionError
     Ok(())
 }
 
+fn no_control(label: &str, field: &str, value: &str) -> Result<(), ProvisionError> {
+    if value.chars().any(char::is_control) {
+        return err(label, format!("{field} must not contain control characters"));
+    }
+    Ok(())
+}
+
 fn parse_tenant(file: TenantFile, label: &str, hasher: &SecretHasher) -> Result<TenantPlan, ProvisionError> {
     let Some(id) = TenantId::parse(&file.id) else {
         return err(label, "tenant id must match [A-Za-z0-9_]{1,64}");
@@ -231,6 +238,9 @@ fn parse_tenant(file: TenantFile, label: &str, hasher: &SecretHasher) -> Result<
         if !names.insert(s.name.clone()) {
             return err(&l, "appears twice in the file");
         }
+        if let Some(d) = &s.description {
+            no_control(&l, "description", d)?;
+        }
         plan.scopes.push(Scope { name: s.name, description: s.description });
     }
 
@@ -239,6 +249,9 @@ fn parse_tenant(file: TenantFile, label: &str, hasher: &SecretHasher) -> Result<
         let l = sub_label(label, "client", &value, "id");
         let c: ClientFile = entry(value, &l)?;
         non_empty(&l, "id", &c.id)?;
+        if let Some(name) = &c.name {
+            no_control(&l, "name", name)?;
+        }
         if !ids.insert(c.id.clone()) {
             return err(&l, "appears twice in the file");
         }

@@ -154,6 +154,11 @@ impl TokenService {
     ) -> Result<Grant, OAuthError> {
         let tenant = self.tenant(realm)?;
         ctx.client_id = req.credentials.client_id().map(str::to_owned);
+        // SPEC §6: a change is honoured within a second; a directory that
+        // storage has not confirmed for longer may grant what was revoked.
+        if !self.directory.is_fresh() {
+            return Err(OAuthError::unavailable());
+        }
         ctx.requested_scope = req.scope.clone();
 
         // RFC 6749 §4.3.2: grant_type is required and must be "password".

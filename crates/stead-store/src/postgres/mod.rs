@@ -50,6 +50,7 @@ use stead_core::{Store, StoreError};
 use stead_proto::TenantId;
 
 pub(crate) use error::db_err;
+pub use meta::MigrationLock;
 
 /// How long an operation waits for a connection while the database has
 /// just failed, before answering `Unavailable`.
@@ -137,6 +138,13 @@ impl PgStore {
     /// what was applied (`stead migrate`).
     pub async fn migrate(url: &str) -> Result<MigrationReport, StoreError> {
         meta::migrate(&connect_options(url)?).await
+    }
+
+    /// [`migrate`](Self::migrate) under a given kind of lock (tests use it
+    /// to exercise the row lock meant for engines without advisory locks).
+    #[doc(hidden)]
+    pub async fn migrate_with_lock(url: &str, lock: MigrationLock) -> Result<MigrationReport, StoreError> {
+        meta::migrate_with(&connect_options(url)?, lock).await
     }
 
     /// Closes every connection, waiting for those in use to be returned.
