@@ -80,6 +80,8 @@ fn router_token(c: &mut Criterion) {
         let plan = stead_core::provision::parse(&provisioning(), &hasher).unwrap();
         store.apply_provisioning(&plan).await.unwrap();
         let directory = Arc::new(DirectoryHandle::load(store.clone(), master, KeyPolicy::default()).await.unwrap());
+        // Without the poll the directory goes stale and the service answers 503.
+        stead_server::spawn_refresh(directory.clone());
         let (audit, _writer) = AuditLog::start(store.clone());
         let service =
             Arc::new(TokenService::new(directory, store.clone(), hasher, "http://127.0.0.1:8080".into(), audit));

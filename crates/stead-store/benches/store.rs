@@ -192,7 +192,19 @@ fn token_service(c: &mut Criterion) {
         let (store, master) = million("token_service").await;
         let hasher = SecretHasher::new(&master);
         let store: Arc<dyn Store> = store;
+        // Fails here, with the store's own message, when the audit trail cannot be written.
+        store.append_audit(&[record(0)]).await.expect("audit append");
         let directory = Arc::new(DirectoryHandle::load(store.clone(), master, KeyPolicy::default()).await.unwrap());
+        // The server's poll (stead_server::spawn_refresh): without it the
+        // directory goes stale and the service answers 503.
+        let polled = directory.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let _ = polled.refresh_if_changed().await;
+            }
+        });
         let (audit, _writer) = AuditLog::start(store.clone());
         Arc::new(TokenService::new(directory, store, hasher, "http://127.0.0.1:8080".into(), audit))
     });

@@ -213,14 +213,14 @@ async fn text_postgres_cannot_hold_matches_nothing() {
     assert_eq!(env.store.user_by_id(&t, "\0").await.unwrap(), None);
     assert_eq!(env.store.customer_by_email(&t, "a\0@example.com").await.unwrap(), None);
     assert_eq!(env.store.customer_by_id(&t, "\0").await.unwrap(), None);
-    // A scope description with a NUL is refused, naming the entry.
-    let e = env
-        .import(
-            "[[tenants]]\nid = \"TMPRODB88619984\"\n[[tenants.scopes]]\nname = \"x\"\ndescription = \"a\\u0000b\"\n",
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(&e, StoreError::Rejected(m) if m.contains("scope \"x\"")), "{e:?}");
+    // A scope description with a NUL is refused by the parser on every
+    // backend, naming the entry, before it could reach PostgreSQL.
+    let e = stead_core::provision::parse(
+        "[[tenants]]\nid = \"TMPRODB88619984\"\n[[tenants.scopes]]\nname = \"x\"\ndescription = \"a\\u0000b\"\n",
+        &stead_core::SecretHasher::new(&stead_core::MasterKey::generate().unwrap()),
+    )
+    .unwrap_err();
+    assert!(e.0.contains("scope \"x\""), "{e:?}");
 }
 
 #[tokio::test]
