@@ -64,9 +64,16 @@ SCENARIOS = [
              label="ES256, subject_username, wrk without response() callback"),
     Scenario("floor_404", "small", "NO_SUCH_TENANT", "U", "username", None, expect=404,
              label="HTTP floor: unknown tenant, 404 (no token)"),
+    Scenario("es256_username_loginfo", "small-loginfo", "BENCH_ES256", "U", "username", "ES256",
+             label="ES256, subject_username, server at the default --log-level info"),
     Scenario("es256_username_1m", "large", "BENCH_ES256", "U", "username", "ES256", label="ES256, subject_username, 1M users"),
     Scenario("es256_userid_1m", "large", "BENCH_ES256", "U", "userid", "ES256", label="ES256, subject_userid, 1M users"),
 ]
+
+
+# Server phases: data directory, subjects the load draws from, log level.
+PHASES = {"small": ("db-small", 1000, "warn"), "small-loginfo": ("db-small", 1000, "info"),
+          "large": ("db-large", None, "warn")}
 
 
 def log(msg):
@@ -175,8 +182,8 @@ def http_status(port, path="/readyz"):
 
 
 class Server:
-    def __init__(self, data_dir, log_path):
-        self.data_dir, self.log_path = data_dir, log_path
+    def __init__(self, data_dir, log_path, log_level="warn"):
+        self.data_dir, self.log_path, self.log_level = data_dir, log_path, log_level
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -184,7 +191,7 @@ class Server:
     def start(self):
         """Starts the server on core 0; returns milliseconds from exec to /readyz 200."""
         cmd = ["taskset", "-c", SERVER_CORE, STEAD, "serve", "--listen", f"127.0.0.1:{self.port}",
-               "--data-dir", self.data_dir, "--log-level", "warn"]
+               "--data-dir", self.data_dir, "--log-level", self.log_level]
         logf = open(self.log_path, "a")
         started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=logf)
@@ -313,7 +320,7 @@ def profile(server, sc, n_subjects, opts, raw):
 
 
 def run_phase(db, data_dir, scenarios, n_subjects, opts, raw, results, extra):
-    server = Server(data_dir, os.path.join(RESULTS, f"server-{db}.log"))
+    server = Server(data_dir, os.path.join(RESULTS, f"server-{db}.log"), PHASES[db][2])
     open(server.log_path, "w").close()
     try:
         first = server.start()
@@ -521,10 +528,10 @@ def main():
         limits = sign_limits(1 if opts.quick else 3)
 
     with open(os.path.join(RESULTS, "latest-raw.txt"), "w") as raw:
-        for db, n in (("small", 1000), ("large", opts.large_users)):
+        for db, (dirname, n, _) in PHASES.items():
             phase = [s for s in scenarios if s.db == db]
             if phase:
-                run_phase(db, os.path.join(DATA, f"db-{db}"), phase, n, opts, raw, res, extra)
+                run_phase(db, os.path.join(DATA, dirname), phase, n or opts.large_users, opts, raw, res, extra)
 
     text = report(machine, opts, res, extra, limits)
     with open(os.path.join(RESULTS, "latest.md"), "w") as f:
