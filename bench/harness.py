@@ -34,6 +34,7 @@ STEAD = os.environ.get("STEAD_BIN") or os.path.join(ROOT, "target", "release", "
 LUA = os.path.join(BENCH, "token.lua")
 
 sys.path.insert(0, BENCH)
+sys.dont_write_bytecode = True
 import gen_provisioning as gen  # noqa: E402
 
 SERVER_CORE = "0"
