@@ -124,13 +124,13 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Ack)
                 Err(_) => break,
             }
         }
-        let result = store.append_audit(&records).await.map_err(|e| {
-            tracing::error!(error = %e, records = records.len(), "audit records not committed");
+        let count = records.len();
+        let result = store.append_audit(std::mem::take(&mut records)).await.map_err(|e| {
+            tracing::error!(error = %e, records = count, "audit records not committed");
             e.to_string()
         });
         for ack in acks.drain(..) {
             let _ = ack.send(result.clone());
         }
-        records.clear();
     }
 }

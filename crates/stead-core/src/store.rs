@@ -8,7 +8,7 @@ use crate::provision::ProvisioningPlan;
 use async_trait::async_trait;
 use stead_proto::TenantId;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or answered with a transient error.
     #[error("storage unavailable: {0}")]
@@ -117,7 +117,7 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_old_client_secrets(&self, tenant: &TenantId, client_id: &str) -> Result<u64, StoreError>;
 
     /// Appends audit records in one durable transaction (group commit).
-    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<(), StoreError>;
 
     /// Audit records matching `filter`, oldest first.
     async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;

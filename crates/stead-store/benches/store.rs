@@ -164,7 +164,7 @@ fn audit(c: &mut Criterion) {
         let records: Vec<AuditRecord> = (0..batch as u64).map(record).collect();
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(BenchmarkId::from_parameter(batch), |b| {
-            b.to_async(&rt).iter(|| store.append_audit(black_box(&records)))
+            b.to_async(&rt).iter(|| store.append_audit(black_box(records.clone())))
         });
     }
     g.finish();
@@ -204,7 +204,7 @@ fn token_service(c: &mut Criterion) {
         let hasher = SecretHasher::new(&master);
         let store: Arc<dyn Store> = store;
         // Fails here, with the store's own message, when the audit trail cannot be written.
-        store.append_audit(&[record(0)]).await.expect("audit append");
+        store.append_audit(vec![record(0)]).await.expect("audit append");
         let directory = Arc::new(DirectoryHandle::load(store.clone(), master, KeyPolicy::default()).await.unwrap());
         // The server's poll (stead_server::spawn_refresh): without it the
         // directory goes stale and the service answers 503.

@@ -378,14 +378,14 @@ fn record(i: i64) -> AuditRecord {
 }
 
 async fn audit_records_are_appended_queried_and_pruned(env: Env) {
-    env.store.append_audit(&[]).await.unwrap();
+    env.store.append_audit(Vec::new()).await.unwrap();
     let v = env.version().await;
     let records: Vec<AuditRecord> = (0..1000).map(record).collect();
     // Out of order in the batch, oldest first when read.
     let mut shuffled = records.clone();
     shuffled.reverse();
     let started = std::time::Instant::now();
-    env.store.append_audit(&shuffled).await.unwrap();
+    env.store.append_audit(shuffled.clone()).await.unwrap();
     println!("append_audit: a batch of 1000 records in {:?}", started.elapsed());
     assert_eq!(env.version().await, v, "the audit trail is not in the directory");
 
@@ -428,8 +428,8 @@ async fn audit_records_are_appended_queried_and_pruned(env: Env) {
     same.time_ms = 999;
     let mut later = same.clone();
     later.request_id = "second".into();
-    env.store.append_audit(std::slice::from_ref(&same)).await.unwrap();
-    env.store.append_audit(std::slice::from_ref(&later)).await.unwrap();
+    env.store.append_audit(vec![same.clone()]).await.unwrap();
+    env.store.append_audit(vec![later.clone()]).await.unwrap();
     let first_two = q(AuditFilter { until_ms: Some(1000), ..Default::default() }).await;
     assert_eq!(first_two, [same, later]);
 
@@ -445,7 +445,7 @@ async fn audit_batches_commit_fast(env: Env) {
     for b in 0..batches {
         let records: Vec<AuditRecord> = (0..1024).map(|i| record(b * 1024 + i)).collect();
         let started = std::time::Instant::now();
-        env.store.append_audit(&records).await.unwrap();
+        env.store.append_audit(records.clone()).await.unwrap();
         total += started.elapsed();
     }
     let n = batches as u32 * 1024;
@@ -457,7 +457,7 @@ async fn audit_batches_commit_fast(env: Env) {
     // Single records commit one by one (an idle server).
     let started = std::time::Instant::now();
     for i in 0..100 {
-        env.store.append_audit(&[record(1_000_000 + i)]).await.unwrap();
+        env.store.append_audit(vec![record(1_000_000 + i)]).await.unwrap();
     }
     println!("append_audit: a single record per commit: {:?}", started.elapsed() / 100);
     let count = env.store.query_audit(&AuditFilter::default()).await.unwrap().len();

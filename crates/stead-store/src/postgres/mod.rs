@@ -349,12 +349,12 @@ impl Store for PgStore {
         self.observe_store(result)
     }
 
-    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         let mut conn = self.acquire(&self.pool).await?;
-        let result = audit::append(&mut conn, records).await;
+        let result = audit::append(&mut conn, &records).await;
         self.observe(result)
     }
 

@@ -1,5 +1,5 @@
-//! The audit trail: appended in batches (group commit), queried by
-//! `stead audit`, pruned by age.
+//! The audit trail: queried by `stead audit`, pruned by age. (Appends are
+//! in `audit_writer.rs`.)
 
 use super::error::{corrupt, db_err};
 use sqlx::sqlite::SqliteRow;
@@ -9,72 +9,10 @@ use stead_core::StoreError;
 
 const COLUMNS: &str = "time_ms, tenant, realm, client_id, subject_id, subject_given, requested_scope, \
                        granted_scope, jti, outcome, error, remote_addr, request_id";
-const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/// Rows in the largest statement: 13 parameters each, well below SQLite's
-/// limit of 32766.
-const MAX_ROWS: usize = 256;
 
 /// Rows deleted per transaction when pruning, so appends are not held up
 /// behind one long delete.
 const PRUNE_BATCH: i64 = 10_000;
-
-/// Appends `records` in one transaction, committed (and synced) before it
-/// returns. Rows go in multi-row statements of power-of-two sizes, so a
-/// batch of any size uses a handful of cached statements.
-pub(super) async fn append(pool: &SqlitePool, records: &[AuditRecord]) -> Result<(), StoreError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let mut rest = records;
-    while !rest.is_empty() {
-        let n = chunk_len(rest.len());
-        let (chunk, tail) = rest.split_at(n);
-        let sql = insert_sql(n);
-        let mut query = sqlx::query(&sql);
-        for r in chunk {
-            query = query
-                .bind(r.time_ms)
-                .bind(&r.tenant)
-                .bind(&r.realm)
-                .bind(r.client_id.as_deref())
-                .bind(r.subject_id.as_deref())
-                .bind(r.subject_given.as_deref())
-                .bind(r.requested_scope.as_deref())
-                .bind(r.granted_scope.as_deref())
-                .bind(r.jti.as_deref())
-                .bind(r.outcome.as_str())
-                .bind(r.error.as_deref())
-                .bind(r.remote_addr.as_deref())
-                .bind(&r.request_id);
-        }
-        query.execute(&mut *tx).await.map_err(db_err)?;
-        rest = tail;
-    }
-    tx.commit().await.map_err(db_err)
-}
-
-/// The rows of the next statement when `remaining` are left: `MAX_ROWS`,
-/// else the largest power of two that fits.
-fn chunk_len(remaining: usize) -> usize {
-    if remaining >= MAX_ROWS {
-        MAX_ROWS
-    } else {
-        1 << remaining.ilog2()
-    }
-}
-
-fn insert_sql(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO audit ({COLUMNS}) VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(ROW);
-    }
-    sql
-}
 
 /// Records matching every given condition of `filter`, oldest first.
 pub(super) async fn query(pool: &SqlitePool, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
@@ -178,24 +116,6 @@ mod tests {
 
     fn filter() -> AuditFilter {
         AuditFilter::default()
-    }
-
-    #[test]
-    fn a_batch_of_any_size_takes_few_statement_shapes() {
-        let mut shapes = std::collections::BTreeSet::new();
-        for len in 1..=1024 {
-            let (mut rest, mut statements) = (len, 0);
-            while rest > 0 {
-                let n = chunk_len(rest);
-                assert!(n.is_power_of_two() && n <= MAX_ROWS && n <= rest);
-                shapes.insert(n);
-                rest -= n;
-                statements += 1;
-            }
-            assert!(statements <= 4 + 8, "{len}: {statements}");
-        }
-        assert_eq!(shapes.len(), 9);
-        assert_eq!(insert_sql(2).matches(ROW).count(), 2);
     }
 
     /// Each filter a query leads with is served by its index, in time order

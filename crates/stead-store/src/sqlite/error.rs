@@ -62,6 +62,30 @@ pub(crate) fn migrate_err(e: MigrateError) -> StoreError {
     }
 }
 
+/// Maps an error of the direct (rusqlite) connections of the token path
+/// the same way as [`db_err`].
+pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            let message = message.unwrap_or_else(|| failure.to_string());
+            match failure.code {
+                C::DatabaseBusy | C::DatabaseLocked => StoreError::Unavailable(format!("database is busy: {message}")),
+                C::PermissionDenied
+                | C::OutOfMemory
+                | C::ReadOnly
+                | C::SystemIoFailure
+                | C::DiskFull
+                | C::CannotOpen
+                | C::FileLockingProtocolFailed => StoreError::Unavailable(message),
+                C::ConstraintViolation => StoreError::Rejected(message),
+                _ => StoreError::Other(message),
+            }
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
 /// Whether `e` is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation)

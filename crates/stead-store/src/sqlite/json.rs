@@ -23,7 +23,7 @@ pub(super) fn optional_groups(row: &SqliteRow, column: &str) -> Result<Option<Ve
     text.map(|t| parse(&t, column)).transpose()
 }
 
-fn parse(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn parse(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(|_| corrupt(format!("{column}: {text:?} is not a list of strings")))
 }
 

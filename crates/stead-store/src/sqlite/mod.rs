@@ -6,10 +6,12 @@
 //! instead of failing halfway.
 
 mod audit;
+mod audit_writer;
 mod directory;
 mod error;
 mod json;
 mod keys;
+mod lookup;
 mod meta;
 mod provisioning;
 mod revocations;
@@ -17,8 +19,11 @@ mod secrets;
 mod subjects;
 
 use async_trait::async_trait;
+use audit_writer::AuditWriter;
+use lookup::SubjectReader;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use stead_core::audit::{AuditFilter, AuditRecord};
 use stead_core::model::{ClientSecret, Customer, User};
@@ -34,8 +39,8 @@ pub const DB_FILE_NAME: &str = "stead.db";
 /// Suffix of the audit database beside it: `stead.db` → `stead-audit.db`.
 const AUDIT_SUFFIX: &str = "-audit";
 
-/// Connections serving lookups, directory loads and polls.
-const READERS: u32 = 8;
+/// Pooled connections serving directory loads, polls and readiness checks.
+const READERS: u32 = 2;
 /// How long a statement waits for a lock held by another connection or
 /// process before the store reports itself unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +49,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Page cache per connection, in KiB (SQLite's negative `cache_size`).
 const WRITER_CACHE_KIB: i64 = 256 * 1024;
-const READER_CACHE_KIB: i64 = 8 * 1024;
+const READER_CACHE_KIB: i64 = 2 * 1024;
+/// Page cache of each subject-lookup connection (one per runtime worker):
+/// the upper levels of the 1M-entry indexes and the hottest leaves.
+const LOOKUP_CACHE_KIB: i64 = 8 * 1024;
 /// The WAL is truncated back to this size after a checkpoint, so one large
 /// import does not leave a large file behind.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
@@ -57,8 +65,12 @@ pub struct SqliteStore {
     /// A single connection that runs every write transaction, so this
     /// process's writers queue in order instead of contending for the lock.
     write: SqlitePool,
+    /// Subject lookups of the token path, on direct connections.
+    subjects: Arc<SubjectReader>,
     /// The audit trail, in its own file with its own writer: an import
     /// holding the main database's lock never delays a token's audit record.
+    audit_writer: Arc<AuditWriter>,
+    /// Schema migrations and pruning of the audit trail.
     audit_write: SqlitePool,
     audit_read: SqlitePool,
 }
@@ -117,8 +129,11 @@ impl SqliteStore {
             .connect_with(audit_base.pragma("query_only", "ON"))
             .await
             .map_err(db_err)?;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let subjects = Arc::new(SubjectReader::open(path, LOOKUP_CACHE_KIB, workers)?);
+        let audit_writer = Arc::new(AuditWriter::start(&audit_path)?);
         tracing::debug!(path = %path.display(), audit = %audit_path.display(), "opened the SQLite databases");
-        Ok(SqliteStore { read, write, audit_write, audit_read })
+        Ok(SqliteStore { read, write, subjects, audit_writer, audit_write, audit_read })
     }
 
     /// Opens `dir/stead.db`, creating the directory when missing.
@@ -175,15 +190,15 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_username(&self, tenant: &TenantId, username_folded: &str) -> Result<Option<User>, StoreError> {
-        subjects::user_by_username(&self.read, tenant, username_folded).await
+        self.subjects.user_by_username(tenant, username_folded)
     }
 
     async fn user_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError> {
-        subjects::user_by_id(&self.read, tenant, id).await
+        self.subjects.user_by_id(tenant, id)
     }
 
     async fn customer_by_email(&self, tenant: &TenantId, email_folded: &str) -> Result<Option<Customer>, StoreError> {
-        subjects::customer_by_email(&self.read, tenant, email_folded).await
+        self.subjects.customer_by_email(tenant, email_folded)
     }
 
     async fn create_customer(&self, tenant: &TenantId, customer: &Customer) -> Result<Customer, StoreError> {
@@ -191,7 +206,7 @@ impl Store for SqliteStore {
     }
 
     async fn customer_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<Customer>, StoreError> {
-        subjects::customer_by_id(&self.read, tenant, id).await
+        self.subjects.customer_by_id(tenant, id)
     }
 
     async fn rotate_signing_key(&self, expected_active: Option<&str>, new: &StoredKey) -> Result<bool, StoreError> {
@@ -220,8 +235,8 @@ impl Store for SqliteStore {
         secrets::revoke_old(&self.write, tenant, client_id, stead_core::now()).await
     }
 
-    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        audit::append(&self.audit_write, records).await
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        self.audit_writer.append(records).await
     }
 
     async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {

@@ -1,76 +1,14 @@
-//! Users and customers on the token path: one unique-index probe per
-//! lookup, and the race-safe creation of auto-provisioned customers.
+//! The race-safe creation of auto-provisioned customers. (Lookups are in
+//! `lookup.rs`.)
 
 use super::error::{db_err, is_foreign_key_violation, is_unique_violation};
 use super::json;
+use super::lookup::CUSTOMER_BY_EMAIL;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
-use stead_core::model::{fold_case, Customer, User};
+use stead_core::model::{fold_case, Customer};
 use stead_core::StoreError;
 use stead_proto::TenantId;
-
-const USER_BY_USERNAME: &str =
-    "SELECT id, username, email, enabled, groups FROM users WHERE tenant_id = ?1 AND username_folded = ?2";
-const USER_BY_ID: &str = "SELECT id, username, email, enabled, groups FROM users WHERE tenant_id = ?1 AND id = ?2";
-const CUSTOMER_BY_EMAIL: &str =
-    "SELECT id, email, enabled, groups FROM customers WHERE tenant_id = ?1 AND email_folded = ?2";
-const CUSTOMER_BY_ID: &str = "SELECT id, email, enabled, groups FROM customers WHERE tenant_id = ?1 AND id = ?2";
-
-pub(super) async fn user_by_username(
-    pool: &SqlitePool,
-    tenant: &TenantId,
-    username_folded: &str,
-) -> Result<Option<User>, StoreError> {
-    sqlx::query(USER_BY_USERNAME)
-        .bind(tenant.as_str())
-        .bind(username_folded)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?
-        .map(|row| user(&row))
-        .transpose()
-}
-
-pub(super) async fn user_by_id(pool: &SqlitePool, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError> {
-    sqlx::query(USER_BY_ID)
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?
-        .map(|row| user(&row))
-        .transpose()
-}
-
-pub(super) async fn customer_by_email(
-    pool: &SqlitePool,
-    tenant: &TenantId,
-    email_folded: &str,
-) -> Result<Option<Customer>, StoreError> {
-    sqlx::query(CUSTOMER_BY_EMAIL)
-        .bind(tenant.as_str())
-        .bind(email_folded)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?
-        .map(|row| customer(&row))
-        .transpose()
-}
-
-pub(super) async fn customer_by_id(
-    pool: &SqlitePool,
-    tenant: &TenantId,
-    id: &str,
-) -> Result<Option<Customer>, StoreError> {
-    sqlx::query(CUSTOMER_BY_ID)
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?
-        .map(|row| customer(&row))
-        .transpose()
-}
 
 /// Inserts `customer` unless its email is taken, in which case the
 /// customer holding it is returned: two servers provisioning the same email
@@ -136,16 +74,6 @@ async fn customer_in(
         .transpose()
 }
 
-fn user(row: &SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: row.try_get("id").map_err(db_err)?,
-        username: row.try_get("username").map_err(db_err)?,
-        email: row.try_get("email").map_err(db_err)?,
-        enabled: row.try_get("enabled").map_err(db_err)?,
-        groups: json::groups(row, "groups")?,
-    })
-}
-
 fn customer(row: &SqliteRow) -> Result<Customer, StoreError> {
     Ok(Customer {
         id: row.try_get("id").map_err(db_err)?,
@@ -157,6 +85,7 @@ fn customer(row: &SqliteRow) -> Result<Customer, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lookup::{CUSTOMER_BY_ID, USER_BY_ID, USER_BY_USERNAME};
     use super::*;
     use crate::SqliteStore;
 

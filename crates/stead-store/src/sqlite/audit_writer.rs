@@ -1,0 +1,167 @@
+//! The audit trail's writer: one thread with its own SQLite connection.
+//!
+//! Every issued token waits for its audit record to be committed and
+//! synced, so this is on the token path. The thread takes every batch
+//! queued while the previous commit was syncing and commits them in one
+//! transaction (one fsync), with a cached single-row INSERT per record.
+//!
+//! The WAL is checkpointed here, after the waiting requests have been
+//! answered, rather than by SQLite's automatic checkpoint, which would run
+//! inside a commit and make the requests of that batch wait for it. Doing
+//! it between commits also lets each checkpoint finish, so the next commit
+//! starts the WAL over and the file stays small under sustained load.
+
+use super::error::sql_err;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use stead_core::audit::AuditRecord;
+use stead_core::StoreError;
+use tokio::sync::oneshot;
+
+const INSERT: &str = "INSERT INTO audit (time_ms, tenant, realm, client_id, subject_id, subject_given, \
+                      requested_scope, granted_scope, jti, outcome, error, remote_addr, request_id) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+/// Checkpoint once this many records were committed since the last one…
+const CHECKPOINT_RECORDS: usize = 4096;
+/// …or when the writer has been idle this long with records not yet
+/// checkpointed.
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(500);
+/// Page cache of the writer, in KiB: enough for the right edges of the
+/// table and its indexes and a good part of the subject index.
+const CACHE_KIB: i64 = 8 * 1024;
+
+type Job = (Vec<AuditRecord>, oneshot::Sender<Result<(), StoreError>>);
+
+/// Handle to the writer thread; the thread ends when every handle is gone.
+pub(super) struct AuditWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter").finish_non_exhaustive()
+    }
+}
+
+impl AuditWriter {
+    /// Opens the audit database at `path` (its schema must be migrated) and
+    /// starts the writer thread.
+    pub(super) fn start(path: &Path) -> Result<AuditWriter, StoreError> {
+        let conn = open(path)?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("stead-audit".into())
+            .spawn(move || run(conn, queue))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the audit writer: {e}")))?;
+        Ok(AuditWriter { jobs })
+    }
+
+    /// Resolves once `records` are committed and synced.
+    pub(super) async fn append(&self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let stopped = || StoreError::Unavailable("the audit writer has stopped".into());
+        let (done, result) = oneshot::channel();
+        self.jobs.send((records, done)).map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
+    }
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(sql_err)?;
+    conn.busy_timeout(super::BUSY_TIMEOUT).map_err(sql_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err)?;
+    // Each commit is synced before the tokens it records are answered.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(sql_err)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sql_err)?;
+    conn.pragma_update(None, "journal_size_limit", super::JOURNAL_SIZE_LIMIT).map_err(sql_err)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(sql_err)?;
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql_err)?;
+    Ok(conn)
+}
+
+fn run(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+    let mut unchecked = 0usize;
+    let mut records: Vec<AuditRecord> = Vec::new();
+    let mut waiting = Vec::new();
+    loop {
+        let first = match queue.recv_timeout(CHECKPOINT_IDLE) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if unchecked > 0 {
+                    checkpoint(&conn);
+                    unchecked = 0;
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        // Everything queued during the last commit goes into this one.
+        for (batch, done) in std::iter::once(first).chain(std::iter::from_fn(|| queue.try_recv().ok())) {
+            records.extend(batch);
+            waiting.push(done);
+        }
+        let result = commit(&mut conn, &records);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, records = records.len(), "audit records not committed");
+        } else {
+            unchecked += records.len();
+        }
+        for done in waiting.drain(..) {
+            let _ = done.send(result.clone());
+        }
+        records.clear();
+        if unchecked >= CHECKPOINT_RECORDS {
+            checkpoint(&conn);
+            unchecked = 0;
+        }
+    }
+    if unchecked > 0 {
+        checkpoint(&conn);
+    }
+}
+
+fn commit(conn: &mut Connection, records: &[AuditRecord]) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+    {
+        let mut insert = tx.prepare_cached(INSERT).map_err(sql_err)?;
+        for r in records {
+            insert
+                .execute((
+                    r.time_ms,
+                    &r.tenant,
+                    &r.realm,
+                    &r.client_id,
+                    &r.subject_id,
+                    &r.subject_given,
+                    &r.requested_scope,
+                    &r.granted_scope,
+                    &r.jti,
+                    r.outcome.as_str(),
+                    &r.error,
+                    &r.remote_addr,
+                    &r.request_id,
+                ))
+                .map_err(sql_err)?;
+        }
+    }
+    tx.commit().map_err(sql_err)
+}
+
+/// Copies the WAL into the database file. PASSIVE: it never waits for
+/// readers (`stead audit` queries); what they still use is copied next time.
+fn checkpoint(conn: &Connection) {
+    let started = Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)))
+    {
+        Ok((wal_pages, copied)) => {
+            tracing::trace!(wal_pages, copied, elapsed = ?started.elapsed(), "audit WAL checkpointed");
+        }
+        Err(e) => tracing::warn!(error = %sql_err(e), "audit WAL checkpoint failed; retried later"),
+    }
+}
