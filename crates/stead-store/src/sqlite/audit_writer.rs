@@ -165,3 +165,59 @@ fn checkpoint(conn: &Connection) {
         Err(e) => tracing::warn!(error = %sql_err(e), "audit WAL checkpoint failed; retried later"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::SqliteStore;
+    use stead_core::audit::{AuditFilter, AuditRecord, Outcome};
+    use stead_core::Store;
+
+    fn record(i: usize) -> AuditRecord {
+        AuditRecord {
+            time_ms: 1_700_000_000_000 + i as i64,
+            tenant: "T".into(),
+            realm: "user".into(),
+            client_id: Some("app".into()),
+            subject_id: Some(format!("{}", 10_000_000 + (i * 7919) % 1_000_000)),
+            subject_given: Some(format!("user.{i}")),
+            requested_scope: Some("read".into()),
+            granted_scope: Some("read".into()),
+            jti: Some(format!("jti-{i:032}")),
+            outcome: Outcome::Issued,
+            error: None,
+            remote_addr: Some("127.0.0.1".into()),
+            request_id: format!("r-{i}"),
+        }
+    }
+
+    /// The writer checkpoints between commits, so the WAL is reused rather
+    /// than growing with the trail.
+    #[tokio::test]
+    async fn the_wal_stays_bounded_as_the_trail_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        let batch = super::CHECKPOINT_RECORDS / 2;
+        let mut next = 0;
+        let mut append = |batches: usize| {
+            let jobs: Vec<Vec<AuditRecord>> = (0..batches)
+                .map(|_| {
+                    let b = (next..next + batch).map(record).collect();
+                    next += batch;
+                    b
+                })
+                .collect();
+            jobs
+        };
+        for job in append(20) {
+            store.append_audit(job).await.unwrap();
+        }
+        // Without checkpoints every page would still be in the WAL and the
+        // database file would hold only the schema.
+        let wal_len = std::fs::metadata(dir.path().join("stead-audit.db-wal")).unwrap().len();
+        let db_len = std::fs::metadata(dir.path().join("stead-audit.db")).unwrap().len();
+        assert!(db_len > 2 * wal_len, "database {db_len} bytes, WAL {wal_len} bytes");
+        let all = store.query_audit(&AuditFilter::default()).await.unwrap();
+        assert_eq!(all.len(), 20 * batch);
+        assert_eq!(all[123], record(123));
+    }
+}
