@@ -1,10 +1,15 @@
 //! Multi-row upserts for subjects.
 
-/// Rows per statement: enough to amortise the cost of a statement, far
-/// below SQLite's limit of 32766 bound parameters.
-pub(super) const ROWS: usize = 256;
+/// Rows per statement: enough to amortise the cost of a statement (and of
+/// its trip to sqlx's connection thread), far below SQLite's limit of
+/// 32766 bound parameters.
+pub(super) const ROWS: usize = 1024;
 
 /// `{head} VALUES {row}, {row}, … {tail}` with `n` rows.
+///
+/// Parameters must be anonymous (`?`): for a numbered one (`?7`) sqlx asks
+/// SQLite its name, a linear search, which makes binding a statement of
+/// thousands of parameters quadratic.
 pub(super) fn values_sql(head: &str, row: &str, n: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + 8 + n * (row.len() + 2));
     sql.push_str(head);
@@ -18,6 +23,14 @@ pub(super) fn values_sql(head: &str, row: &str, n: usize, tail: &str) -> String 
     sql.push(' ');
     sql.push_str(tail);
     sql
+}
+
+/// `fold_case(s)`, or `None` when that is `s` itself, as for most usernames
+/// and emails: the statement then takes the folded key from `s`
+/// (`COALESCE(folded, s)`), which saves copying it.
+pub(super) fn folded_unless_same(s: &str) -> Option<String> {
+    let same = s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase());
+    (!same).then(|| stead_core::model::fold_case(s))
 }
 
 /// The placeholder key parked on a row whose unique value another entry of
@@ -34,5 +47,12 @@ mod tests {
             super::values_sql("INSERT INTO t (a)", "(?)", 3, "ON CONFLICT DO NOTHING"),
             "INSERT INTO t (a) VALUES (?), (?), (?) ON CONFLICT DO NOTHING"
         );
+    }
+
+    #[test]
+    fn folds_only_what_needs_it() {
+        assert_eq!(super::folded_unless_same("user.1"), None);
+        assert_eq!(super::folded_unless_same("User.1").as_deref(), Some("user.1"));
+        assert_eq!(super::folded_unless_same("Ünï").as_deref(), Some("ünï"));
     }
 }

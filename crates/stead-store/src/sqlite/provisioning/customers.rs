@@ -2,10 +2,11 @@
 //! customer ids stay unique per tenant. A new customer without an id gets a
 //! random one; an existing customer keeps its id unless the file gives one.
 
-use super::batch::{values_sql, PARKED_PREFIX, ROWS};
+use super::batch::{folded_unless_same, values_sql, PARKED_PREFIX, ROWS};
 use crate::sqlite::error::{db_err, is_unique_violation};
 use crate::sqlite::json;
 use sqlx::SqliteConnection;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use stead_core::model::{fold_case, random_id};
 use stead_core::provision::CustomerPlan;
@@ -30,7 +31,7 @@ pub(super) async fn upsert(
     let mut state = State { tenant, plan: customers, plan_ids: None, parked: Vec::new() };
     let mut by_shape: [Vec<Entry>; 8] = Default::default();
     for c in customers {
-        let entry = Entry { folded: fold_case(&c.email), plan: c };
+        let entry = Entry { folded: folded_unless_same(&c.email), plan: c };
         let shape =
             usize::from(c.groups.is_some()) * 4 + usize::from(c.id.is_some()) * 2 + usize::from(c.enabled.is_some());
         by_shape[shape].push(entry);
@@ -38,7 +39,7 @@ pub(super) async fn upsert(
     let mut changed = 0;
     for (i, group) in by_shape.iter_mut().enumerate() {
         // In key order, rows land next to each other in the table.
-        group.sort_unstable_by(|a, b| a.folded.cmp(&b.folded));
+        group.sort_unstable_by(|a, b| a.folded().cmp(b.folded()));
         let shape = Shape { set_groups: i / 4 == 1, set_id: (i / 2) % 2 == 1, set_enabled: i % 2 == 1 };
         for chunk in group.chunks(ROWS) {
             changed += match execute(conn, tenant, chunk, shape).await {
@@ -61,8 +62,15 @@ pub(super) async fn upsert(
 
 /// An entry of the file with its key.
 struct Entry<'a> {
-    folded: String,
+    /// The folded email, unless that is the email itself.
+    folded: Option<String>,
     plan: &'a CustomerPlan,
+}
+
+impl Entry<'_> {
+    fn folded(&self) -> &str {
+        self.folded.as_deref().unwrap_or(&self.plan.email)
+    }
 }
 
 struct State<'a> {
@@ -139,7 +147,7 @@ async fn upsert_one(
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_err)?;
-    let Some((holder_folded, holder_email)) = holder.filter(|(f, _)| *f != entry.folded) else {
+    let Some((holder_folded, holder_email)) = holder.filter(|(f, _)| f != entry.folded()) else {
         return Err(StoreError::Rejected(format!("{}: a uniqueness rule is broken", state.label(customer))));
     };
     if !state.renamed_by_plan(&holder_folded, id) {
@@ -183,23 +191,34 @@ async fn execute(
         set.push_str(", groups = excluded.groups");
         differs.push_str(" OR customers.groups IS NOT excluded.groups");
     }
-    let row = format!(
-        "(?, ?, ?, ?, {}, {})",
-        if shape.set_enabled { "?" } else { "1" },
-        if shape.set_groups { "?" } else { "'[]'" }
+    // The tenant is bound once, not per row; a row's folded email is NULL
+    // when it is the email itself (see `folded_unless_same`).
+    let row =
+        format!("(?, ?, ?{}{})", if shape.set_enabled { ", ?" } else { "" }, if shape.set_groups { ", ?" } else { "" });
+    let head = format!(
+        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled, groups) \
+         SELECT ?, COALESCE(column1, column2), column2, column3, {}, {} FROM (",
+        if shape.set_enabled { "column4" } else { "1" },
+        match (shape.set_groups, shape.set_enabled) {
+            (false, _) => "'[]'",
+            (true, false) => "column4",
+            (true, true) => "column5",
+        }
     );
+    // `WHERE true` tells SQLite's parser that `ON CONFLICT` is no join's `ON`.
     let sql = values_sql(
-        "INSERT INTO customers (tenant_id, email_folded, email, id, enabled, groups)",
+        &head,
         &row,
         customers.len(),
-        &format!("ON CONFLICT (tenant_id, email_folded) DO UPDATE SET {set} WHERE {differs}"),
+        &format!(") WHERE true ON CONFLICT (tenant_id, email_folded) DO UPDATE SET {set} WHERE {differs}"),
     );
     // Entries without an id offer a fresh one, used only if the row is new.
-    let ids: Vec<String> = customers.iter().map(|c| c.plan.id.clone().unwrap_or_else(random_id)).collect();
+    let ids: Vec<Cow<'_, str>> =
+        customers.iter().map(|c| c.plan.id.as_deref().map_or_else(|| Cow::Owned(random_id()), Cow::Borrowed)).collect();
     let groups: Vec<Option<String>> = customers.iter().map(|c| c.plan.groups.as_deref().map(json::to_json)).collect();
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(&sql).bind(tenant.as_str());
     for ((entry, id), groups) in customers.iter().zip(&ids).zip(&groups) {
-        query = query.bind(tenant.as_str()).bind(&entry.folded).bind(&entry.plan.email).bind(id);
+        query = query.bind(entry.folded.as_deref()).bind(&entry.plan.email).bind(id.as_ref());
         if shape.set_enabled {
             query = query.bind(entry.plan.enabled);
         }

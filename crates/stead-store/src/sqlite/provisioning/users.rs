@@ -1,7 +1,7 @@
 //! Upserting a tenant's users, keyed by id; usernames stay unique per
 //! tenant case-insensitively.
 
-use super::batch::{values_sql, PARKED_PREFIX, ROWS};
+use super::batch::{folded_unless_same, values_sql, PARKED_PREFIX, ROWS};
 use crate::sqlite::error::{db_err, is_unique_violation};
 use crate::sqlite::json;
 use sqlx::SqliteConnection;
@@ -171,23 +171,35 @@ async fn execute(
         set.push_str(", groups = excluded.groups");
         differs.push_str(" OR users.groups IS NOT excluded.groups");
     }
+    // The tenant is bound once, not per row; a row's folded username is
+    // NULL when it is the username itself (see `folded_unless_same`).
     let row = format!(
-        "(?, ?, ?, ?, ?, {}, {})",
-        if shape.set_enabled { "?" } else { "1" },
-        if shape.set_groups { "?" } else { "'[]'" }
+        "(?, ?, ?, ?{}{})",
+        if shape.set_enabled { ", ?" } else { "" },
+        if shape.set_groups { ", ?" } else { "" }
     );
+    let head = format!(
+        "INSERT INTO users (tenant_id, id, username, username_folded, email, enabled, groups) \
+         SELECT ?, column1, column2, COALESCE(column3, column2), column4, {}, {} FROM (",
+        if shape.set_enabled { "column5" } else { "1" },
+        match (shape.set_groups, shape.set_enabled) {
+            (false, _) => "'[]'",
+            (true, false) => "column5",
+            (true, true) => "column6",
+        }
+    );
+    // `WHERE true` tells SQLite's parser that `ON CONFLICT` is no join's `ON`.
     let sql = values_sql(
-        "INSERT INTO users (tenant_id, id, username, username_folded, email, enabled, groups)",
+        &head,
         &row,
         users.len(),
-        &format!("ON CONFLICT (tenant_id, id) DO UPDATE SET {set} WHERE {differs}"),
+        &format!(") WHERE true ON CONFLICT (tenant_id, id) DO UPDATE SET {set} WHERE {differs}"),
     );
-    let folded: Vec<String> = users.iter().map(|u| fold_case(&u.username)).collect();
+    let folded: Vec<Option<String>> = users.iter().map(|u| folded_unless_same(&u.username)).collect();
     let groups: Vec<Option<String>> = users.iter().map(|u| u.groups.as_deref().map(json::to_json)).collect();
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(&sql).bind(tenant.as_str());
     for ((user, folded), groups) in users.iter().zip(&folded).zip(&groups) {
-        query =
-            query.bind(tenant.as_str()).bind(&user.id).bind(&user.username).bind(folded).bind(user.email.as_deref());
+        query = query.bind(&user.id).bind(&user.username).bind(folded.as_deref()).bind(user.email.as_deref());
         if shape.set_enabled {
             query = query.bind(user.enabled);
         }
