@@ -6,10 +6,12 @@ the steps of the token path, so that a profile reads as a cost budget.
 
 Each sample of a tokio worker thread goes to the innermost frame that names a
 step (signing, claims, client authentication, form parsing, subject lookup,
-audit, logging, limits); samples under none of them go to the HTTP stack, the
-scheduler, or "other". Samples of SQLite's connection threads (sqlx runs each
-connection on a thread of its own) go to the audit writer (the thread that
-inserts) or to the lookup readers, split into SQLite work, fsync/pwrite, WAL
+audit, logging, limits), matched on the function's own path, not on the
+generic arguments of a closure (an axum handler's type names every extractor);
+samples under none of them go to the allocator (by the leaf frame), the HTTP
+stack, the scheduler, or "other". Samples of the audit writer thread
+(`stead-audit`) and of sqlx's SQLite connection threads (each connection runs
+on a thread of its own) are split into SQLite work, fsync/pwrite, WAL
 checkpoint, and waiting for / handing over work. With --tokens (requests
 served during the recording) it also prints CPU microseconds per token.
 """
@@ -28,12 +30,13 @@ STEPS = [
     ("authenticate: HMAC-SHA-256 secret check", re.compile(r"SecretHasher::verify")),
     ("parse: form body", re.compile(r"stead_server::form::")),
     ("parse: Basic header", re.compile(r"stead_server::basic::")),
-    ("look up: subject via sqlx (client side: pool, channel, ping on release)",
-     re.compile(r"user_by_username|user_by_id|customer_by_email|customer_by_id|sqlx_core::pool|sqlx_sqlite|flume")),
-    ("audit: record, channel, group-commit task", re.compile(r"stead_core::audit|AuditLog|TokenService::record")),
+    ("look up: subject (direct SQLite connection)",
+     re.compile(r"sqlite::lookup|user_by_username|user_by_id|customer_by_email|customer_by_id")),
+    ("audit: record, hand-over to the writer thread", re.compile(r"stead_core::audit|AuditWriter|TokenService::record")),
+    ("sqlx (other queries)", re.compile(r"sqlx_core::pool|sqlx_sqlite|flume")),
     ("log line (tracing)", re.compile(r"tracing_subscriber|tracing_core|tracing::")),
     ("limits: auth throttle, concurrency", re.compile(r"stead_server::limits")),
-    ("response: JSON body, headers", re.compile(r"axum::json|serde_json::ser|IntoResponse")),
+    ("response: JSON body, headers", re.compile(r"axum::json|serde_json::ser|IntoResponse>::into_response")),
 ]
 GENERIC = [
     ("HTTP: hyper/axum/tower + socket syscalls", re.compile(r"hyper|axum|tower|tcp_|sock_|__x64_sys_(read|write|recv|send)")),
@@ -57,11 +60,21 @@ def samples(path):
             frames.append(line.strip().split(" ", 1)[-1])
 
 
+def own_name(frame):
+    """The function's path without generic arguments (kept for `<T as Trait>::f`)."""
+    return frame if frame.startswith("<") else frame.split("<", 1)[0]
+
+
+ALLOCATOR = re.compile(r"^(malloc|_int_malloc|_int_free|cfree|free|realloc|calloc|malloc_consolidate|unlink_chunk|mi_|_mi_)")
+
+
 def classify_worker(frames):
     for f in frames:
         for name, rx in STEPS:
-            if rx.search(f):
+            if rx.search(own_name(f)):
                 return name
+    if frames and ALLOCATOR.search(frames[0]):
+        return "allocator (malloc/free)"
     joined = "\n".join(frames)
     for name, rx in GENERIC:
         if rx.search(joined):
@@ -99,7 +112,9 @@ def main():
     counts = collections.Counter()
     switch = 0
     for comm, tid, frames in all_samples:
-        if comm.startswith("sqlx"):
+        if comm.startswith("stead-audit"):
+            counts[classify_sqlite(frames, True)] += 1
+        elif comm.startswith("sqlx"):
             counts[classify_sqlite(frames, tid == writer)] += 1
         else:
             counts[classify_worker(frames)] += 1
