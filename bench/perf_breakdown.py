@@ -79,7 +79,7 @@ def classify_worker(frames):
     for name, rx in GENERIC:
         if rx.search(joined):
             return name
-    return "other (allocator, runtime glue, unknown)"
+    return "other (runtime glue, unknown)"
 
 
 def classify_sqlite(frames, writer):
