@@ -553,7 +553,42 @@ async fn imported_secrets_replace_the_clients_secrets(env: Env) {
     assert!(m.contains("client \"restricted\""), "{m}");
 }
 
+/// Lookups keep a read snapshot between calls where the backend allows it
+/// (SQLite); a change committed by another process must still show in the
+/// very next lookup, however often the same subject was just looked up.
+async fn lookups_see_another_stores_import_at_once(env: Env) {
+    let other = env.second().await;
+    let import = |text: &str| {
+        let plan = env.plan(text);
+        let other = other.clone();
+        async move { other.apply_provisioning(&plan).await.unwrap() }
+    };
+    let t = tenant("LIVE");
+    import("[[tenants]]\nid = \"LIVE\"\n").await;
+    for round in 0..20 {
+        let name = format!("u{round}");
+        for _ in 0..3 {
+            assert_eq!(env.store.user_by_username(&t, &name).await.unwrap(), None);
+        }
+        import(&format!("[[tenants]]\nid = \"LIVE\"\n[[tenants.users]]\nid = \"{round}\"\nusername = \"{name}\"\n"))
+            .await;
+        let user = env.store.user_by_username(&t, &name).await.unwrap();
+        assert_eq!(user.map(|u| u.enabled), Some(true), "round {round}: a new user is seen at once");
+        import(&format!(
+            "[[tenants]]\nid = \"LIVE\"\n[[tenants.users]]\nid = \"{round}\"\nusername = \"{name}\"\nenabled = false\n"
+        ))
+        .await;
+        let user = env.store.user_by_id(&t, &round.to_string()).await.unwrap();
+        assert_eq!(user.map(|u| u.enabled), Some(false), "round {round}: a disabled user is seen at once");
+    }
+    // Also after the lookup connections sat idle.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    import("[[tenants]]\nid = \"LIVE\"\n[[tenants.customers]]\nid = \"c\"\nemail = \"c@example.com\"\n").await;
+    assert!(env.store.customer_by_email(&t, "c@example.com").await.unwrap().is_some());
+}
+
 on_both_backends!(
+    lookups_see_another_stores_import_at_once,
     round_trips_a_full_plan,
     new_entities_take_their_defaults,
     importing_the_same_file_twice_changes_nothing,

@@ -7,12 +7,28 @@
 //! switches, so these lookups call SQLite synchronously instead. That is
 //! safe on an async worker: in WAL mode a reader never waits for a writer,
 //! so a lookup does not block on another process's import or audit commit.
+//!
+//! Starting and ending a read transaction takes file locks (two `fcntl`
+//! calls each way, and a read of the database header), which cost more
+//! than the index probe itself. So a connection keeps its read transaction
+//! (its snapshot) open across lookups for as long as no other connection
+//! or process committed anything: every commit in WAL mode rewrites the
+//! wal-index header at the start of the `-shm` file (see SQLite's
+//! "WAL-mode file format"), so one `pread` of those 48 bytes tells whether
+//! the snapshot is still the newest. A change made by `stead import` is
+//! therefore seen by the next lookup, as before. A snapshot is also never
+//! kept longer than [`SNAPSHOT_MAX_AGE`], and a sweeper thread ends the
+//! snapshots of idle connections, so an idle server never pins an old
+//! snapshot (which would keep the WAL from being checkpointed).
 
 use super::error::sql_err;
 use super::json;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 use stead_core::model::{Customer, User};
 use stead_core::StoreError;
 use stead_proto::TenantId;
@@ -26,6 +42,65 @@ pub(super) const CUSTOMER_BY_EMAIL: &str =
 pub(super) const CUSTOMER_BY_ID: &str =
     "SELECT id, email, enabled, groups FROM customers WHERE tenant_id = ?1 AND id = ?2";
 
+/// The longest a lookup connection keeps one snapshot even when the
+/// database did not change, so that checkpoints are never held back long.
+pub(super) const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(100);
+
+/// The first copy of the wal-index header (`WalIndexHdr`, 48 bytes at
+/// offset 0 of the `-shm` file). A writer updates it in every commit, and
+/// in every WAL restart, before the commit returns.
+type WalHeader = [u8; 48];
+
+/// A lookup connection and, while it holds a read transaction (its
+/// snapshot), when the transaction began and the wal-index header read just
+/// before it.
+struct Lookup {
+    conn: Connection,
+    snapshot_since: Option<Instant>,
+    header: Option<WalHeader>,
+}
+
+impl Lookup {
+    fn new(conn: Connection) -> Lookup {
+        Lookup { conn, snapshot_since: None, header: None }
+    }
+
+    /// Ends the read transaction, if one is open.
+    fn end_snapshot(&mut self) -> rusqlite::Result<()> {
+        self.snapshot_since = None;
+        self.header = None;
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+    }
+
+    /// Makes sure the connection reads the newest snapshot: keeps the open
+    /// one when `header` (read now) equals the one read before it began,
+    /// and it is younger than [`SNAPSHOT_MAX_AGE`]; otherwise begins a new
+    /// read transaction, whose snapshot the next query takes. Without a
+    /// header (no `-shm` file to read) every lookup gets a new snapshot.
+    fn fresh_snapshot(&mut self, header: Option<WalHeader>, now: Instant) -> rusqlite::Result<()> {
+        let current = match (self.snapshot_since, &self.header, &header) {
+            (Some(since), Some(then), Some(now_header)) => {
+                then == now_header && now.duration_since(since) < SNAPSHOT_MAX_AGE && !self.conn.is_autocommit()
+            }
+            _ => false,
+        };
+        if current {
+            return Ok(());
+        }
+        self.end_snapshot()?;
+        if header.is_none() {
+            return Ok(());
+        }
+        self.conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+        self.snapshot_since = Some(now);
+        self.header = header;
+        Ok(())
+    }
+}
+
 /// Read-only connections for lookups. A lookup takes an idle connection
 /// (or opens one), uses it without awaiting and puts it back, so the number
 /// in use at once is at most the number of threads calling: the runtime's
@@ -33,7 +108,9 @@ pub(super) const CUSTOMER_BY_ID: &str =
 pub(super) struct SubjectReader {
     path: PathBuf,
     cache_kib: i64,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Lookup>>,
+    /// The database's `-shm` file, read for the wal-index header.
+    shm: Option<File>,
     /// Idle connections kept; more are closed when they come back.
     keep: usize,
 }
@@ -45,12 +122,27 @@ impl std::fmt::Debug for SubjectReader {
 }
 
 impl SubjectReader {
-    /// Opens the first connection, so a file that cannot be read fails now.
-    pub(super) fn open(path: &Path, cache_kib: i64, keep: usize) -> Result<SubjectReader, StoreError> {
-        let reader =
-            SubjectReader { path: path.to_owned(), cache_kib, idle: Mutex::new(Vec::new()), keep: keep.max(1) };
+    /// Opens the first connection, so a file that cannot be read fails now,
+    /// and starts the thread that ends idle connections' snapshots.
+    pub(super) fn open(path: &Path, cache_kib: i64, keep: usize) -> Result<Arc<SubjectReader>, StoreError> {
+        let mut reader = SubjectReader {
+            path: path.to_owned(),
+            cache_kib,
+            idle: Mutex::new(Vec::new()),
+            shm: None,
+            keep: keep.max(1),
+        };
         let first = reader.connect()?;
-        reader.idle_list().push(first);
+        // The first read creates the `-shm` file when no one has yet.
+        first.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())).map_err(sql_err)?;
+        reader.shm = File::open(shm_path(path)).ok();
+        reader.idle_list().push(Lookup::new(first));
+        let reader = Arc::new(reader);
+        let weak = Arc::downgrade(&reader);
+        std::thread::Builder::new()
+            .name("stead-lookup-sweep".into())
+            .spawn(move || sweep(weak))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the lookup sweeper: {e}")))?;
         Ok(reader)
     }
 
@@ -67,26 +159,48 @@ impl SubjectReader {
         Ok(conn)
     }
 
-    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Lookup>> {
         // The lock is never held while SQLite runs, so it cannot be poisoned
         // by a failing query; recover the list if it ever is.
         self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `query` on an idle connection.
+    /// Runs `query` on an idle connection, in a snapshot no older than
+    /// [`SNAPSHOT_MAX_AGE`].
     fn with<T>(&self, query: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let taken = self.idle_list().pop();
-        let conn = match taken {
-            Some(conn) => conn,
-            None => self.connect()?,
+        let mut lookup = match taken {
+            Some(lookup) => lookup,
+            None => Lookup::new(self.connect()?),
         };
-        let result = query(&conn);
+        let result = lookup.fresh_snapshot(self.wal_header(), Instant::now()).and_then(|()| query(&lookup.conn));
+        // After a failure start over with a new snapshot; a connection whose
+        // transaction cannot even be ended is dropped (closing it ends it).
+        if result.is_err() && lookup.end_snapshot().is_err() {
+            return result.map_err(sql_err);
+        }
         let mut idle = self.idle_list();
         if idle.len() < self.keep {
-            idle.push(conn);
+            idle.push(lookup);
         }
         drop(idle);
         result.map_err(sql_err)
+    }
+
+    /// The wal-index header as it is now, if it can be read.
+    fn wal_header(&self) -> Option<WalHeader> {
+        let mut header = [0u8; 48];
+        self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
+        Some(header)
+    }
+
+    /// Ends the snapshots of idle connections that reached the maximum age.
+    fn end_stale_snapshots(&self, now: Instant) {
+        let mut idle = self.idle_list();
+        idle.retain_mut(|lookup| match lookup.snapshot_since {
+            Some(since) if now.duration_since(since) >= SNAPSHOT_MAX_AGE => lookup.end_snapshot().is_ok(),
+            _ => true,
+        });
     }
 
     fn one<T>(
@@ -113,6 +227,24 @@ impl SubjectReader {
 
     pub(super) fn customer_by_id(&self, tenant: &TenantId, id: &str) -> Result<Option<Customer>, StoreError> {
         self.one(CUSTOMER_BY_ID, tenant, id, customer)?.transpose()
+    }
+}
+
+/// SQLite's wal-index file next to the database `path`.
+fn shm_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-shm");
+    PathBuf::from(name)
+}
+
+/// Ends stale snapshots of idle connections until the reader is dropped.
+fn sweep(reader: Weak<SubjectReader>) {
+    loop {
+        std::thread::sleep(SNAPSHOT_MAX_AGE / 2);
+        match reader.upgrade() {
+            Some(reader) => reader.end_stale_snapshots(Instant::now()),
+            None => return,
+        }
     }
 }
 

@@ -130,7 +130,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let subjects = Arc::new(SubjectReader::open(path, LOOKUP_CACHE_KIB, workers)?);
+        let subjects = SubjectReader::open(path, LOOKUP_CACHE_KIB, workers)?;
         let audit_writer = Arc::new(AuditWriter::start(&audit_path)?);
         tracing::debug!(path = %path.display(), audit = %audit_path.display(), "opened the SQLite databases");
         Ok(SqliteStore { read, write, subjects, audit_writer, audit_write, audit_read })
