@@ -37,7 +37,7 @@ pub struct AuditArgs {
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let storage = args.storage.resolve(&FileConfig::load(args.storage.config.as_deref())?);
+    let storage = args.storage.resolve(&FileConfig::load(args.storage.config.as_deref())?)?;
     let filter = AuditFilter {
         tenant: args.tenant,
         client_id: args.client,

@@ -47,7 +47,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             let keep = humantime::parse_duration(&keep_old_for)
                 .with_context(|| format!("invalid --keep-old-for {keep_old_for:?}: use e.g. 24h or 0s"))?;
             let tenant = tenant_id(&tenant)?;
-            let storage = storage.resolve(&FileConfig::load(storage.config.as_deref())?);
+            let storage = storage.resolve(&FileConfig::load(storage.config.as_deref())?)?;
             let hasher = SecretHasher::new(&storage.master_key()?);
             let store = storage.open().await?;
             let secret = stead_core::secret::generate_secret();
@@ -64,7 +64,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         }
         ClientCommand::RevokeSecret { tenant, client, storage } => {
             let tenant = tenant_id(&tenant)?;
-            let storage = storage.resolve(&FileConfig::load(storage.config.as_deref())?);
+            let storage = storage.resolve(&FileConfig::load(storage.config.as_deref())?)?;
             let store = storage.open().await?;
             let n = store.revoke_old_client_secrets(&tenant, &client).await?;
             println!("revoked {n} old secret(s) of client {client}; only the newest works now");

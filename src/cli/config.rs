@@ -15,6 +15,7 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub database_pool_size: Option<u32>,
     pub master_key_file: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,

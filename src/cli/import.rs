@@ -20,7 +20,7 @@ pub struct ImportArgs {
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let file = FileConfig::load(args.storage.config.as_deref())?;
-    let storage = args.storage.resolve(&file);
+    let storage = args.storage.resolve(&file)?;
     let text = if args.file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;

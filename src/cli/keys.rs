@@ -27,7 +27,7 @@ enum KeysCommand {
 
 pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     let KeysCommand::Rotate { tenant, storage } = args.command;
-    let storage = storage.resolve(&FileConfig::load(storage.config.as_deref())?);
+    let storage = storage.resolve(&FileConfig::load(storage.config.as_deref())?)?;
     let master = storage.master_key()?;
     let store = storage.open().await?;
     // A concurrent rotation by a server makes the compare-and-swap fail;

@@ -15,7 +15,7 @@ pub struct MigrateArgs {
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let storage = args.storage.resolve(&FileConfig::load(args.storage.config.as_deref())?);
+    let storage = args.storage.resolve(&FileConfig::load(args.storage.config.as_deref())?)?;
     println!("{}", storage.migrate().await?);
     Ok(ExitCode::SUCCESS)
 }

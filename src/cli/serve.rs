@@ -237,7 +237,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let log_level = args.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into());
     logging::init(log_format, &log_level);
 
-    let storage = args.storage.resolve(&file);
+    let storage = args.storage.resolve(&file)?;
     let settings = args.protection.resolve(&file)?;
     if let Some(tls) = &settings.tls {
         tls.check().map_err(anyhow::Error::msg)?;

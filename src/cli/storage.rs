@@ -8,6 +8,9 @@ use std::sync::Arc;
 use stead_core::{MasterKey, Store};
 use stead_store::{PgOptions, PgStore, SqliteStore};
 
+/// Most PostgreSQL connections per process `--database-pool-size` accepts.
+const MAX_POOL_SIZE: u32 = 1000;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct StorageArgs {
     /// Directory holding the embedded SQLite database and, unless
@@ -25,7 +28,7 @@ pub struct StorageArgs {
 
     /// PostgreSQL: most connections for the token path and writes, per
     /// process (two more serve change polls and readiness) [default: 10]
-    #[arg(long, env = "STEAD_DATABASE_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = "STEAD_DATABASE_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_POOL_SIZE as i64))]
     pub database_pool_size: Option<u32>,
 
     /// File holding the master key (32 bytes as base64 or hex) that
@@ -50,13 +53,17 @@ pub struct Storage {
 }
 
 impl StorageArgs {
-    pub fn resolve(&self, file: &FileConfig) -> Storage {
-        Storage {
+    pub fn resolve(&self, file: &FileConfig) -> anyhow::Result<Storage> {
+        let database_pool_size = self.database_pool_size.or(file.database_pool_size);
+        if let Some(n) = database_pool_size.filter(|n| !(1..=MAX_POOL_SIZE).contains(n)) {
+            bail!("database_pool_size {n} in the config file is not between 1 and {MAX_POOL_SIZE}");
+        }
+        Ok(Storage {
             data_dir: self.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| "stead-data".into()),
             database_url: self.database_url.clone().or_else(|| file.database_url.clone()),
-            database_pool_size: self.database_pool_size,
+            database_pool_size,
             master_key_file: self.master_key_file.clone().or_else(|| file.master_key_file.clone()),
-        }
+        })
     }
 }
 

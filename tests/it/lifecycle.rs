@@ -122,6 +122,13 @@ fn bad_configuration_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_key"));
+    std::fs::write(&config, "database_pool_size = 0\n").unwrap();
+    let out = stead
+        .command(&["serve", "--config", config.to_str().unwrap(), "--data-dir", stead.data_dir().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_pool_size 0"), "{out:?}");
     let out = stead
         .command(&["serve", "--listen", "not-an-address", "--data-dir", stead.data_dir().to_str().unwrap()])
         .output()
