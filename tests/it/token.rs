@@ -77,6 +77,14 @@ async fn user_by_id_and_by_both() {
     let mut mismatch = user_form("pa");
     mismatch.push(("subject_userid", "1002"));
     server.token("ACME-U", &mismatch).await.assert_error(400, "invalid_grant");
+
+    // Both given, one of them unknown: the pair names no user.
+    let mut unknown_id = user_form("pa");
+    unknown_id.push(("subject_userid", "no-such-id"));
+    server.token("ACME-U", &unknown_id).await.assert_error(400, "invalid_grant");
+    let mut unknown_name = user_form("no.such.user");
+    unknown_name.push(("subject_userid", "1001"));
+    server.token("ACME-U", &unknown_name).await.assert_error(400, "invalid_grant");
 }
 
 #[tokio::test]

@@ -246,11 +246,13 @@ impl TokenService {
                     Some(id) => Some(self.store.user_by_id(t, id).await.map_err(storage)?),
                     None => None,
                 };
+                // SPEC §2: given both, they must name the same existing user;
+                // either one unknown makes the subject unknown.
                 match (by_name, by_id) {
                     (Some(Some(a)), Some(Some(b))) if a.id != b.id => {
                         Err(OAuthError::invalid_grant("subject_username and subject_userid name different users"))
                     }
-                    (Some(Some(u)), _) | (None, Some(Some(u))) => Ok(Subject::User(u)),
+                    (Some(Some(u)), Some(Some(_)) | None) | (None, Some(Some(u))) => Ok(Subject::User(u)),
                     _ => Err(unknown()),
                 }
             }
