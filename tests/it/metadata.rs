@@ -40,6 +40,8 @@ async fn both_metadata_urls_for_both_realms() {
     }
     let r = server.raw(server.http.post(server.url("/system/auth/ACME-U/.well-known/openid-configuration"))).await;
     assert_eq!(r.status, 405);
+    let r = server.raw(server.http.post(server.url("/system/auth/NOPE-U/oauth2/jwks"))).await;
+    assert_eq!(r.status, 404);
 }
 
 #[tokio::test]

@@ -237,6 +237,12 @@ async fn unknown_tenants_and_realms_are_404_and_other_methods_405() {
         let r = server.raw(server.http.request(method.clone(), server.token_url("ACME-U"))).await;
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.header("allow"), Some("POST"));
+        // An unknown tenant is 404 whatever the method.
+        for realm in ["NOPE-U", "ACME-X"] {
+            let r = server.raw(server.http.request(method.clone(), server.token_url(realm))).await;
+            assert_eq!(r.status, 404, "{method} {realm}");
+            assert!(r.json()["error"].is_string());
+        }
     }
 }
 
