@@ -284,6 +284,11 @@ async fn unknown_parameters_are_ignored_and_jti_unique() {
     let mut form = user_form("pa");
     form.push(("response_type", "whatever"));
     form.push(("extra", ""));
+    form.push(("extra", "twice"));
+    // Introspection's parameters mean nothing here either.
+    form.push(("token", ""));
+    form.push(("token", "x"));
+    form.push(("token_type_hint", ""));
     let mut seen = std::collections::HashSet::new();
     for _ in 0..20 {
         let token = server.token("ACME-U", &form).await.access_token();

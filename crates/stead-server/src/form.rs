@@ -20,24 +20,39 @@ pub struct TokenForm {
     pub token_type_hint: Option<String>,
 }
 
+/// Which endpoint a body is for: each reads its own parameters and ignores
+/// the rest (RFC 6749 §3.2, RFC 7662 §2.1, RFC 7009 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    /// Introspection and revocation.
+    TokenManagement,
+}
+
 impl TokenForm {
-    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+    fn slot(&mut self, name: &str, endpoint: Endpoint) -> Option<&mut Option<String>> {
+        let token_endpoint = endpoint == Endpoint::Token;
         Some(match name {
-            "grant_type" => &mut self.grant_type,
             "client_id" => &mut self.client_id,
             "client_secret" => &mut self.client_secret,
-            "scope" => &mut self.scope,
-            "subject_username" => &mut self.subject_username,
-            "subject_userid" => &mut self.subject_userid,
-            "subject_email" => &mut self.subject_email,
-            "token" => &mut self.token,
-            "token_type_hint" => &mut self.token_type_hint,
+            "grant_type" if token_endpoint => &mut self.grant_type,
+            "scope" if token_endpoint => &mut self.scope,
+            "subject_username" if token_endpoint => &mut self.subject_username,
+            "subject_userid" if token_endpoint => &mut self.subject_userid,
+            "subject_email" if token_endpoint => &mut self.subject_email,
+            "token" if !token_endpoint => &mut self.token,
+            "token_type_hint" if !token_endpoint => &mut self.token_type_hint,
             _ => return None,
         })
     }
 }
 
+/// A token request body.
 pub fn parse(body: &[u8]) -> Result<TokenForm, OAuthError> {
+    parse_for(body, Endpoint::Token)
+}
+
+pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<TokenForm, OAuthError> {
     let mut form = TokenForm::default();
     for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         let (raw_name, raw_value) = match pair.iter().position(|&b| b == b'=') {
@@ -46,7 +61,7 @@ pub fn parse(body: &[u8]) -> Result<TokenForm, OAuthError> {
         };
         let name = decode(raw_name)?;
         let value = decode(raw_value)?;
-        let Some(slot) = form.slot(&name) else { continue };
+        let Some(slot) = form.slot(&name, endpoint) else { continue };
         // RFC 6749 §3.2: parameters MUST NOT be included more than once.
         if slot.is_some() {
             return Err(OAuthError::invalid_request(format!("parameter {name} is given more than once")));
@@ -115,5 +130,18 @@ mod tests {
             assert_eq!(e.code, stead_proto::ErrorCode::InvalidRequest, "{:?}", String::from_utf8_lossy(body));
         }
         assert_eq!(parse(b"scope=").unwrap().scope.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn each_endpoint_ignores_the_others_parameters() {
+        let token = parse(b"grant_type=password&token=&token=x&token_type_hint=").unwrap();
+        assert_eq!(token.grant_type.as_deref(), Some("password"));
+        assert_eq!(token.token, None);
+        let body = b"token=abc&grant_type=&scope=a&scope=b&subject_email=";
+        let management = parse_for(body, Endpoint::TokenManagement).unwrap();
+        assert_eq!(management.token.as_deref(), Some("abc"));
+        assert_eq!(management.grant_type, None);
+        assert!(parse_for(b"client_id=a&client_id=b", Endpoint::TokenManagement).is_err());
+        assert!(parse_for(b"token=a&token=b", Endpoint::TokenManagement).is_err());
     }
 }

@@ -33,7 +33,7 @@ async fn parse(
         return Err(fail(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into()));
     }
     let bytes = body::read_limited(headers, body).await.map_err(fail)?;
-    let form = form::parse(&bytes).map_err(|e| fail(e.into()))?;
+    let form = form::parse_for(&bytes, form::Endpoint::TokenManagement).map_err(|e| fail(e.into()))?;
     let credentials = basic::combine(basic, form.client_id, form.client_secret);
     Ok(Parsed { realm, credentials, token: form.token })
 }
