@@ -5,7 +5,7 @@ use super::config::{FileConfig, Limit, LogFormat};
 use super::storage::StorageArgs;
 use super::{demo, logging};
 use anyhow::Context;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -254,8 +254,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let base_url =
-        public_url.map(|u| u.trim_end_matches('/').to_owned()).unwrap_or_else(|| default_base_url(scheme, local));
+    let base_url = public_url
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| default_base_url(scheme, &listen, local));
 
     let key_rotation = optional_duration(
         "key rotation",
@@ -332,16 +333,21 @@ fn optional_number(what: &str, text: &str) -> anyhow::Result<Option<u64>> {
 
 /// SPEC §1: `http://{listen}` (`https://` with TLS), or
 /// `http://localhost:{port}` with a warning when listening on a wildcard
-/// address.
-fn default_base_url(scheme: &str, local: SocketAddr) -> String {
+/// address. A host name in `--listen` (e.g. `localhost:8080`) stays as
+/// written; the port is the bound one (which differs for port 0).
+fn default_base_url(scheme: &str, listen: &str, local: SocketAddr) -> String {
     if local.ip().is_unspecified() {
         tracing::warn!(
             "listening on a wildcard address without --public-url; issuers will use {scheme}://localhost:{}",
             local.port()
         );
-        format!("{scheme}://localhost:{}", local.port())
-    } else {
-        format!("{scheme}://{local}")
+        return format!("{scheme}://localhost:{}", local.port());
+    }
+    match listen.rsplit_once(':') {
+        Some((host, _)) if !host.is_empty() && !host.starts_with('[') && host.parse::<IpAddr>().is_err() => {
+            format!("{scheme}://{}:{}", host.to_ascii_lowercase(), local.port())
+        }
+        _ => format!("{scheme}://{local}"),
     }
 }
 

@@ -103,6 +103,21 @@ async fn public_url_and_json_logs_from_flags_env_and_file() {
 }
 
 #[tokio::test]
+async fn a_host_name_in_listen_is_kept_in_the_issuer() {
+    let stead = Stead::with_fixture();
+    let dir = stead.data_dir().to_str().unwrap().to_owned();
+    let server = Server::spawn(stead.command(&["serve", "--listen", "localhost:0", "--data-dir", &dir]));
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let meta = server.get("/system/auth/ACME-U/.well-known/openid-configuration").await.json();
+    assert_eq!(meta["issuer"], format!("http://localhost:{port}/system/auth/ACME-U"));
+    drop(server);
+    // An address stays an address.
+    let server = Server::spawn(stead.command(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &dir]));
+    let meta = server.get("/system/auth/ACME-C/.well-known/openid-configuration").await.json();
+    assert_eq!(meta["issuer"], format!("{}/system/auth/ACME-C", server.base));
+}
+
+#[tokio::test]
 async fn data_dir_from_the_environment() {
     let stead = Stead::with_fixture();
     let mut cmd = stead.command(&["serve", "--listen", "127.0.0.1:0"]);
