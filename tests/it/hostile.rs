@@ -80,6 +80,13 @@ async fn thousands_of_parameters_and_oversized_bodies() {
     );
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
 
+    // Oversized is 413 whatever the content type claims.
+    let response = raw_http(
+        &server,
+        b"POST /system/auth/ACME-U/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{}",
+    );
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+
     server.token("ACME-U", &user_form("pa")).await.access_token();
 }
 

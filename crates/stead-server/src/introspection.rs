@@ -29,10 +29,11 @@ async fn parse(
     let basic = basic::from_headers(headers);
     let used_basic = basic.is_some();
     let fail = |e: ErrorReply| (e, Some(realm.clone()), used_basic);
+    // The size limit first: an oversized body is 413 whatever its type.
+    let bytes = body::read_limited(headers, body).await.map_err(fail)?;
     if !is_form_content_type(headers) {
         return Err(fail(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into()));
     }
-    let bytes = body::read_limited(headers, body).await.map_err(fail)?;
     let form = form::parse_for(&bytes, form::Endpoint::TokenManagement).map_err(|e| fail(e.into()))?;
     let credentials = basic::combine(basic, form.client_id, form.client_secret);
     Ok(Parsed { realm, credentials, token: form.token })

@@ -114,10 +114,11 @@ async fn screen(
     ctx: &mut RequestContext,
     guard: &AuthGuard,
 ) -> Result<TokenRequest, ErrorReply> {
+    // The size limit first: an oversized body is 413 whatever its type.
+    let bytes = body::read_limited(headers, body).await?;
     if !is_form_content_type(headers) {
         return Err(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into());
     }
-    let bytes = body::read_limited(headers, body).await?;
     let form = form::parse(&bytes)?;
     let request = TokenRequest {
         grant_type: form.grant_type,
