@@ -77,6 +77,8 @@ type Ack = oneshot::Sender<Result<(), String>>;
 
 /// Most records committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Most scheduler rounds a commit waits for ready requests to add records.
+const READY_ROUNDS: usize = 4;
 
 /// Handle to the group-commit writer.
 #[derive(Clone)]
@@ -115,13 +117,22 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Ack)
     while let Some((record, ack)) = rx.recv().await {
         records.push(record);
         acks.push(ack);
-        while records.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok((record, ack)) => {
-                    records.push(record);
-                    acks.push(ack);
-                }
-                Err(_) => break,
+        drain(&mut rx, &mut records, &mut acks);
+        // Before committing, let the requests that are ready to run reach
+        // their own record: on a busy core their records join this commit
+        // instead of paying for a later one (RS256 under load: a third as
+        // many commits, +21 % tokens/s; see BENCHMARKS.md). When no
+        // other task is ready, or a round brought nothing, the commit starts
+        // at once, so an idle server answers as fast as before.
+        for _ in 0..READY_ROUNDS {
+            if records.len() >= MAX_BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+            let before = records.len();
+            drain(&mut rx, &mut records, &mut acks);
+            if records.len() == before {
+                break;
             }
         }
         let count = records.len();
@@ -131,6 +142,18 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Ack)
         });
         for ack in acks.drain(..) {
             let _ = ack.send(result.clone());
+        }
+    }
+}
+
+fn drain(rx: &mut mpsc::Receiver<(AuditRecord, Ack)>, records: &mut Vec<AuditRecord>, acks: &mut Vec<Ack>) {
+    while records.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok((record, ack)) => {
+                records.push(record);
+                acks.push(ack);
+            }
+            Err(_) => break,
         }
     }
 }
