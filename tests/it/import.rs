@@ -168,3 +168,16 @@ fn import_refuses_unknown_fields_and_bad_files_with_exit_status() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Import creates the signing keys of new tenants, so a server's first
+/// start does not pay for them (an RSA key takes ~0.1 s).
+#[tokio::test]
+async fn import_creates_the_signing_keys() {
+    let stead = Stead::with_fixture();
+    let server = stead.serve();
+    for realm in ["ACME-U", "RSA-U", "ED-U"] {
+        server.token(realm, &user_form("pa")).await.access_token();
+    }
+    let logs = server.logs();
+    assert!(!logs.contains("new signing key active"), "the server generated keys:\n{logs}");
+}
