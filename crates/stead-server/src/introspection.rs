@@ -2,13 +2,11 @@
 //! `POST {issuer}/oauth2/revoke` (RFC 7009), for authenticated clients.
 
 use crate::error::ErrorReply;
-use crate::token::is_form_content_type;
 use crate::{basic, body, form, AppState, AuthGuard};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use stead_core::OAuthError;
 use stead_proto::RealmPath;
 
 /// The authenticated client and the `token` parameter of a request.
@@ -29,12 +27,7 @@ async fn parse(
     let basic = basic::from_headers(headers);
     let used_basic = basic.is_some();
     let fail = |e: ErrorReply| (e, Some(realm.clone()), used_basic);
-    // The size limit first: an oversized body is 413 whatever its type.
-    let bytes = body::read_limited(headers, body).await.map_err(fail)?;
-    if !is_form_content_type(headers) {
-        return Err(fail(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into()));
-    }
-    let form = form::parse_for(&bytes, form::Endpoint::TokenManagement).map_err(|e| fail(e.into()))?;
+    let form = body::read_form(headers, body, form::Endpoint::TokenManagement).await.map_err(fail)?;
     let credentials = basic::combine(basic, form.client_id, form.client_secret);
     Ok(Parsed { realm, credentials, token: form.token })
 }

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 use stead_core::service::{RequestContext, RequestMeta};
-use stead_core::{OAuthError, TokenRequest};
+use stead_core::TokenRequest;
 use stead_proto::RealmPath;
 
 pub async fn token(
@@ -114,12 +114,7 @@ async fn screen(
     ctx: &mut RequestContext,
     guard: &AuthGuard,
 ) -> Result<TokenRequest, ErrorReply> {
-    // The size limit first: an oversized body is 413 whatever its type.
-    let bytes = body::read_limited(headers, body).await?;
-    if !is_form_content_type(headers) {
-        return Err(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into());
-    }
-    let form = form::parse(&bytes)?;
+    let form = body::read_form(headers, body, form::Endpoint::Token).await?;
     let request = TokenRequest {
         grant_type: form.grant_type,
         credentials: basic::combine(basic, form.client_id, form.client_secret),
@@ -139,16 +134,6 @@ async fn screen(
         return Err(refusal);
     }
     Ok(request)
-}
-
-/// RFC 6749 §4.3.2: the body is `application/x-www-form-urlencoded`
-/// (parameters such as `charset=UTF-8` are allowed).
-pub(crate) fn is_form_content_type(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
-    let (Some(value), None) = (values.next(), values.next()) else { return false };
-    let Ok(value) = value.to_str() else { return false };
-    let media = value.split(';').next().unwrap_or("").trim();
-    media.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 /// A caller-supplied value fit for a log line: bounded, no control characters.

@@ -98,6 +98,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 struct Background {
     wake: mpsc::SyncSender<()>,
     busy: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Background {
@@ -105,7 +106,7 @@ impl Background {
         let (wake, asked) = mpsc::sync_channel::<()>(1);
         let busy = Arc::new(AtomicBool::new(false));
         let flag = busy.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("stead-audit-ckpt".into())
             .spawn(move || {
                 // Ends when the writer (the only sender) is gone.
@@ -115,11 +116,17 @@ impl Background {
                 }
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the audit checkpointer: {e}")))?;
-        Ok(Background { wake, busy })
+        Ok(Background { wake, busy, thread })
     }
 
     fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
+    }
+
+    /// Ends the thread once the copy it is making, if any, is done.
+    fn finish(self) {
+        drop(self.wake);
+        let _ = self.thread.join();
     }
 
     fn ask(&self) {
@@ -181,10 +188,7 @@ fn run(mut conn: Connection, queue: mpsc::Receiver<Job>, background: Background)
     }
     // Let a background copy finish, so that the last one does not find the
     // WAL busy.
-    while background.is_busy() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    drop(background);
+    background.finish();
     if unchecked > 0 {
         checkpoint(&conn);
     }
