@@ -17,6 +17,7 @@ import platform
 import re
 import shutil
 import signal
+import sqlite3
 import socket
 import statistics
 import subprocess
@@ -205,6 +206,24 @@ class Server:
                 raise SystemExit("server not ready after 60 s")
             time.sleep(0.001)
 
+    def wait_indexed(self, limit_s=300):
+        """Waits until the idle server has indexed the audit records of the
+        previous runs (none left in audit_recent); returns the seconds waited.
+        Each measured run then starts from the same state; bench/sustained
+        measures what happens when load does not pause."""
+        started = time.monotonic()
+        db = os.path.join(self.data_dir, "stead-audit.db")
+        while time.monotonic() - started < limit_s:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                left = con.execute("SELECT count(*) FROM audit_recent").fetchone()[0]
+            finally:
+                con.close()
+            if left == 0:
+                break
+            time.sleep(0.2)
+        return time.monotonic() - started
+
     def memory(self):
         status = open(f"/proc/{self.proc.pid}/status").read()
         get = lambda k: int(re.search(rf"{k}:\s+(\d+) kB", status).group(1)) / 1024  # noqa: E731
@@ -339,6 +358,9 @@ def run_phase(db, data_dir, scenarios, n_subjects, opts, raw, results, extra):
                 sample = os.path.join(RESULTS, f"tokens-{sc.name}.txt")
                 if os.path.exists(sample):
                     os.remove(sample)
+                waited = server.wait_indexed()
+                if waited > 0.5:
+                    log(f"[{db}] waited {waited:.1f} s for the idle server to index the audit backlog")
                 r = wrk(server, sc, n_subjects, opts.duration, opts.connections, raw,
                         sample=sample if sc.check and sc.expect == 200 else None, seed=round_no + 1)
                 if sc.check and sc.expect == 200:

@@ -25,7 +25,7 @@
 //! stays small under sustained load.
 
 use super::error::sql_err;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -50,13 +50,15 @@ const MOVE_DELETE: &str = "DELETE FROM audit_recent WHERE rowid <= ?1";
 /// this long: under load the silence never comes and the CPU stays with
 /// the requests.
 const INDEX_AFTER_IDLE: Duration = Duration::from_millis(5);
-/// Records indexed per transaction: ~1 ms of work, the longest a record
-/// arriving during idle indexing waits for its commit to start.
-const INDEX_CHUNK: usize = 128;
+/// Records indexed per transaction when idle: about a millisecond of work
+/// (indexing costs ~20 µs per record on the benchmark host), the longest a
+/// record arriving during idle indexing waits for its commit to start.
+const INDEX_CHUNK: usize = 64;
 /// Most records left unindexed. Unindexed records are found by a scan of
-/// `audit_recent` (a fraction of a second at this size); once sustained
-/// load has filled it, each commit indexes as many records as it adds.
-/// At 20,000 tokens/s this is a bit under a minute of full load.
+/// `audit_recent` (`stead audit --subject` took 0.4 s with this many);
+/// once sustained load has filled it, each commit indexes as many records
+/// as it adds. At 18,000 tokens/s this is about a minute of full load;
+/// an idle server indexes it in ~20 s.
 const MAX_BACKLOG: usize = 1 << 20;
 
 /// Checkpoint once this many records were committed since the last one…
@@ -227,24 +229,24 @@ fn run(mut conn: Connection, mut backlog: Backlog, pacing: Pacing, queue: mpsc::
             records.extend(batch);
             waiting.push(done);
         }
-        let result = commit(&mut conn, &records);
-        let committed = if let Err(e) = &result {
-            tracing::error!(error = %e, records = records.len(), "audit records not committed");
-            0
-        } else {
-            records.len()
+        // Once sustained load has filled the backlog, every commit also
+        // indexes as many records as it adds, in the same transaction.
+        let index_too = if backlog.records + records.len() > pacing.max_backlog { records.len() } else { 0 };
+        let result = commit(&mut conn, &records, index_too);
+        let (committed, indexed) = match &result {
+            Ok(indexed) => (records.len(), *indexed),
+            Err(e) => {
+                tracing::error!(error = %e, records = records.len(), "audit records not committed");
+                (0, 0)
+            }
         };
+        let result = result.map(|_| ());
         for done in waiting.drain(..) {
             let _ = done.send(result.clone());
         }
         records.clear();
-        backlog.records += committed;
-        let mut written = committed;
-        if backlog.records >= pacing.max_backlog {
-            // Sustained load has filled the backlog: from now on every
-            // commit pays for indexing as many records as it added.
-            written += backlog.index(&mut conn, committed.max(INDEX_CHUNK / 4));
-        }
+        backlog.records = (backlog.records + committed).saturating_sub(indexed);
+        let written = committed + indexed;
         wal.written(&conn, written);
     }
     // Let a background copy finish, so that the last one does not find the
@@ -316,7 +318,12 @@ impl Backlog {
     /// Moves the oldest `limit` records (or fewer) into `audit`; returns
     /// how many.
     fn index(&mut self, conn: &mut Connection, limit: usize) -> usize {
-        match move_oldest(conn, limit) {
+        let moved = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err).and_then(|tx| {
+            let moved = move_oldest(&tx, limit)?;
+            tx.commit().map_err(sql_err)?;
+            Ok(moved)
+        });
+        match moved {
             Ok(moved) => {
                 self.records = if moved < limit { 0 } else { self.records.saturating_sub(moved) };
                 moved
@@ -331,8 +338,9 @@ impl Backlog {
     }
 }
 
-fn move_oldest(conn: &mut Connection, limit: usize) -> Result<usize, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+/// Moves the oldest `limit` records (or fewer) from `audit_recent` into
+/// `audit` within `tx`; returns how many.
+fn move_oldest(tx: &Transaction<'_>, limit: usize) -> Result<usize, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let end: Option<i64> =
         tx.prepare_cached(MOVE_END).and_then(|mut q| q.query_row([limit], |row| row.get(0))).map_err(sql_err)?;
@@ -341,11 +349,13 @@ fn move_oldest(conn: &mut Connection, limit: usize) -> Result<usize, StoreError>
     };
     let moved = tx.prepare_cached(MOVE_COPY).and_then(|mut q| q.execute([end])).map_err(sql_err)?;
     tx.prepare_cached(MOVE_DELETE).and_then(|mut q| q.execute([end])).map_err(sql_err)?;
-    tx.commit().map_err(sql_err)?;
     Ok(moved)
 }
 
-fn commit(conn: &mut Connection, records: &[AuditRecord]) -> Result<(), StoreError> {
+/// Commits `records` into `audit_recent` and moves the oldest `index_too`
+/// records into `audit`, in one synced transaction; returns how many were
+/// moved.
+fn commit(conn: &mut Connection, records: &[AuditRecord], index_too: usize) -> Result<usize, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
     {
         let mut insert = tx.prepare_cached(INSERT).map_err(sql_err)?;
@@ -369,7 +379,9 @@ fn commit(conn: &mut Connection, records: &[AuditRecord]) -> Result<(), StoreErr
                 .map_err(sql_err)?;
         }
     }
-    tx.commit().map_err(sql_err)
+    let moved = if index_too > 0 { move_oldest(&tx, index_too)? } else { 0 };
+    tx.commit().map_err(sql_err)?;
+    Ok(moved)
 }
 
 /// Copies the WAL into the database file. PASSIVE: it never waits for
