@@ -232,21 +232,41 @@ async fn slow_and_idle_clients_are_cut_off() {
     server.token("ACME-U", &user_form("pa")).await.access_token();
 }
 
+/// A token request whose headers are complete and whose body never comes.
+fn hog_request(server: &Server) -> TcpStream {
+    let mut hog = connect(server);
+    hog.write_all(
+        b"POST /system/auth/ACME-U/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type",
+    )
+    .unwrap();
+    hog
+}
+
+/// Whether the server has answered (or closed) `stream`, without waiting.
+fn was_answered(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let answered = !matches!(stream.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).unwrap();
+    answered
+}
+
 #[tokio::test]
 async fn saturation_sheds_load_with_503() {
     let stead = Stead::with_fixture();
     // A request timeout long enough that the hog still holds its slot on a
     // machine slowed by other tests.
     let server = stead.serve_with(&["--max-concurrent-requests", "1", "--request-timeout", "6s"]);
-    // One request holds the only slot: its body never arrives.
-    let mut hog = connect(&server);
-    hog.write_all(
-        b"POST /system/auth/ACME-U/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type",
-    )
-    .unwrap();
-    let shed =
-        eventually(Duration::from_secs(5), || async { server.token("ACME-U", &user_form("pa")).await.status == 503 })
-            .await;
+    // One request holds the only slot: its body never arrives. If a probe
+    // below took the slot before the server read the hog's request, the
+    // hog itself is shed; it is then replaced until one holds the slot.
+    let hog = std::cell::RefCell::new(hog_request(&server));
+    let shed = eventually(Duration::from_secs(10), || {
+        if was_answered(&hog.borrow()) {
+            *hog.borrow_mut() = hog_request(&server);
+        }
+        async { server.token("ACME-U", &user_form("pa")).await.status == 503 }
+    })
+    .await;
     assert!(shed.is_some(), "a saturated server sheds load");
     let r = server.token("ACME-U", &user_form("pa")).await;
     r.assert_error(503, "temporarily_unavailable");
@@ -258,6 +278,7 @@ async fn saturation_sheds_load_with_503() {
         eventually(Duration::from_secs(15), || async { server.token("ACME-U", &user_form("pa")).await.status == 200 })
             .await;
     assert!(freed.is_some());
+    let mut hog = hog.into_inner();
     let mut answer = Vec::new();
     hog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let _ = hog.read_to_end(&mut answer);
