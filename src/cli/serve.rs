@@ -247,7 +247,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let public_url = args.public_url.clone().or(file.public_url.clone());
 
     let master = storage.master_key()?;
-    let store = storage.open().await?;
+    let store = storage.open_for_serving().await?;
     let hasher = SecretHasher::new(&master);
     let demo_secret = if args.demo { Some(demo::provision(&*store, &hasher, &storage.data_dir).await?) } else { None };
 

@@ -94,11 +94,25 @@ impl Storage {
     /// Opens the store, bringing its schema up to date (on PostgreSQL under
     /// an advisory lock, so replicas starting together do not race).
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.open_as(Role::Tool).await
+    }
+
+    /// Opens the store for `stead serve`: with SQLite, the server indexes
+    /// audit records when idle (no other command does, so that a command run
+    /// beside a busy server never competes with its commits).
+    pub async fn open_for_serving(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.open_as(Role::Server).await
+    }
+
+    async fn open_as(&self, role: Role) -> anyhow::Result<Arc<dyn Store>> {
         match self.backend()? {
             Backend::Sqlite(path) => {
                 let store = SqliteStore::open(&path)
                     .await
                     .with_context(|| format!("cannot open the database {}", path.display()))?;
+                if role == Role::Server {
+                    store.index_audit_when_idle();
+                }
                 Ok(Arc::new(store))
             }
             Backend::Postgres(url) => {
@@ -162,6 +176,13 @@ fn redacted(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Who opens the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Server,
+    Tool,
 }
 
 #[cfg(test)]

@@ -24,8 +24,9 @@
 //! two commits, so that the next commit starts the WAL over and the file
 //! stays small under sustained load.
 
+use super::cpu_gauge::{thread_cpu_time, CpuGauge};
 use super::error::sql_err;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -52,6 +53,17 @@ const MOVE_DELETE: &str = "DELETE FROM audit_recent WHERE rowid <= ?1";
 /// commit gathers records for several milliseconds, and indexing in those
 /// gaps cost a third of the throughput.)
 const INDEX_AFTER_IDLE: Duration = Duration::from_millis(50);
+/// Records a commit also indexes when the CPUs are less than `BUSY_ABOVE`
+/// busy: ~0.4 ms of work on the benchmark host.
+const INDEX_CHUNK_BETWEEN_COMMITS: usize = 16;
+/// Indexing runs only while the process uses less than this share of the
+/// CPUs it may run on (for anything but indexing): a token costs about
+/// twice what indexing its record does, so below half there is room.
+#[cfg(not(test))]
+const BUSY_ABOVE: f64 = 0.5;
+/// Unit tests share one process with other busy tests: they index always.
+#[cfg(test)]
+const BUSY_ABOVE: f64 = f64::INFINITY;
 /// Records indexed per transaction when idle: about a millisecond of work
 /// (indexing costs ~20 µs per record on the benchmark host), the longest a
 /// record arriving during idle indexing waits for its commit to start.
@@ -81,6 +93,10 @@ type Job = (Vec<AuditRecord>, oneshot::Sender<Result<(), StoreError>>);
 /// Handle to the writer thread; the thread ends when every handle is gone.
 pub(super) struct AuditWriter {
     jobs: mpsc::Sender<Job>,
+    /// Whether the writer indexes the backlog when idle. Off until the
+    /// server turns it on: a CLI process (`stead audit`, `stead import`)
+    /// must not take the write lock from a running server's commits.
+    idle_indexing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -101,11 +117,18 @@ impl AuditWriter {
         let backlog = Backlog::find(&conn)?;
         let background = Background::start(open(path)?)?;
         let (jobs, queue) = mpsc::channel();
+        let idle_indexing = Arc::new(AtomicBool::new(false));
+        let enabled = idle_indexing.clone();
         std::thread::Builder::new()
             .name("stead-audit".into())
-            .spawn(move || run(conn, backlog, pacing, queue, background))
+            .spawn(move || run(conn, backlog, pacing, &enabled, queue, background))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the audit writer: {e}")))?;
-        Ok(AuditWriter { jobs })
+        Ok(AuditWriter { jobs, idle_indexing })
+    }
+
+    /// Turns indexing of the backlog when idle on or off (it starts off).
+    pub(super) fn index_when_idle(&self, on: bool) {
+        self.idle_indexing.store(on, Ordering::Relaxed);
     }
 
     /// Resolves once `records` are committed and synced.
@@ -183,16 +206,26 @@ impl Background {
 struct Pacing {
     index_after_idle: Duration,
     max_backlog: usize,
+    /// Share of its CPUs the process must stay under for indexing to run.
+    busy_above: f64,
 }
 
 impl Default for Pacing {
     fn default() -> Pacing {
-        Pacing { index_after_idle: INDEX_AFTER_IDLE, max_backlog: MAX_BACKLOG }
+        Pacing { index_after_idle: INDEX_AFTER_IDLE, max_backlog: MAX_BACKLOG, busy_above: BUSY_ABOVE }
     }
 }
 
-fn run(mut conn: Connection, mut backlog: Backlog, pacing: Pacing, queue: mpsc::Receiver<Job>, background: Background) {
+fn run(
+    mut conn: Connection,
+    mut backlog: Backlog,
+    pacing: Pacing,
+    idle_indexing: &AtomicBool,
+    queue: mpsc::Receiver<Job>,
+    background: Background,
+) {
     let mut wal = WalState { unchecked: 0, tail_pending: false, background };
+    let mut cpu = CpuGauge::new(pacing.busy_above);
     let mut records: Vec<AuditRecord> = Vec::new();
     let mut waiting = Vec::new();
     // A job that arrived while the backlog was being indexed.
@@ -200,27 +233,16 @@ fn run(mut conn: Connection, mut backlog: Backlog, pacing: Pacing, queue: mpsc::
     loop {
         // While records wait to be indexed, a short silence is enough to
         // start indexing them; otherwise wait for the idle checkpoint.
-        let timeout = if backlog.records > 0 { pacing.index_after_idle } else { CHECKPOINT_IDLE };
+        let may_index = backlog.records > 0 && idle_indexing.load(Ordering::Relaxed);
+        let timeout = if may_index { pacing.index_after_idle } else { CHECKPOINT_IDLE };
         let first = match next.take().map(Ok).unwrap_or_else(|| queue.recv_timeout(timeout)) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                // Idle: index the backlog a chunk at a time, for as long
-                // as no new record arrives (one waits for a chunk at most).
-                while backlog.records > 0 {
-                    let moved = backlog.index(&mut conn, INDEX_CHUNK);
-                    if moved == 0 {
-                        break;
-                    }
-                    wal.written(&conn, moved);
-                    backlog.indexed(&conn, moved);
-                    match queue.try_recv() {
-                        Ok(job) => {
-                            next = Some(job);
-                            break;
-                        }
-                        Err(mpsc::TryRecvError::Empty) => {}
-                        Err(mpsc::TryRecvError::Disconnected) => break,
-                    }
+                // Silence: index the backlog for as long as no new record
+                // arrives (one waits for a chunk at most).
+                if may_index {
+                    let mut quiet = Quiet { conn: &mut conn, backlog: &mut backlog, wal: &mut wal, cpu: &mut cpu };
+                    next = quiet.index(&queue, INDEX_CHUNK);
                 }
                 if next.is_none() && backlog.records == 0 {
                     wal.checkpoint_if_idle(&conn);
@@ -236,8 +258,23 @@ fn run(mut conn: Connection, mut backlog: Backlog, pacing: Pacing, queue: mpsc::
         }
         // Once sustained load has filled the backlog, every commit also
         // indexes as many records as it adds, in the same transaction.
-        let index_too = if backlog.records + records.len() > pacing.max_backlog { records.len() } else { 0 };
+        // Under light or moderate load, when silence may never last long
+        // enough, a commit with CPU to spare indexes a small chunk: in the
+        // same transaction, so it costs no fsync of its own.
+        let index_too = if backlog.records + records.len() > pacing.max_backlog {
+            records.len()
+        } else if backlog.records > 0 && idle_indexing.load(Ordering::Relaxed) && !cpu.busy() {
+            INDEX_CHUNK_BETWEEN_COMMITS
+        } else {
+            0
+        };
+        let started = thread_cpu_time();
         let result = commit(&mut conn, &records, index_too);
+        if index_too > 0 {
+            if let (Some(started), Some(now)) = (started, thread_cpu_time()) {
+                cpu.own(now.saturating_sub(started));
+            }
+        }
         let (committed, indexed) = match &result {
             Ok(indexed) => (records.len(), *indexed),
             Err(e) => {
@@ -261,6 +298,42 @@ fn run(mut conn: Connection, mut backlog: Backlog, pacing: Pacing, queue: mpsc::
     wal.background.finish();
     if wal.unchecked > 0 {
         checkpoint(&conn);
+    }
+}
+
+/// The writer's state that indexing between requests touches.
+struct Quiet<'a> {
+    conn: &'a mut Connection,
+    backlog: &'a mut Backlog,
+    wal: &'a mut WalState,
+    cpu: &'a mut CpuGauge,
+}
+
+impl Quiet<'_> {
+    /// Indexes the backlog `chunk` records at a time while no job is queued
+    /// and the process has CPU to spare. Returns the job that arrived
+    /// meanwhile, if one did.
+    fn index(&mut self, queue: &mpsc::Receiver<Job>, chunk: usize) -> Option<Job> {
+        loop {
+            if self.backlog.records == 0 || self.cpu.busy() {
+                return None;
+            }
+            match queue.try_recv() {
+                Ok(job) => return Some(job),
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+            }
+            let started = thread_cpu_time();
+            let moved = self.backlog.index(self.conn, chunk);
+            if let (Some(started), Some(now)) = (started, thread_cpu_time()) {
+                self.cpu.own(now.saturating_sub(started));
+            }
+            if moved == 0 {
+                return None;
+            }
+            self.wal.written(self.conn, moved);
+            self.backlog.indexed(self.conn, moved);
+        }
     }
 }
 
@@ -362,8 +435,8 @@ impl Backlog {
 }
 
 /// Moves the oldest `limit` records (or fewer) from `audit_recent` into
-/// `audit` within `tx`; returns how many.
-fn move_oldest(tx: &Transaction<'_>, limit: usize) -> Result<usize, StoreError> {
+/// `audit` within the transaction open on `tx`; returns how many.
+fn move_oldest(tx: &Connection, limit: usize) -> Result<usize, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let end: Option<i64> =
         tx.prepare_cached(MOVE_END).and_then(|mut q| q.query_row([limit], |row| row.get(0))).map_err(sql_err)?;
@@ -379,7 +452,7 @@ fn move_oldest(tx: &Transaction<'_>, limit: usize) -> Result<usize, StoreError> 
 /// records into `audit`, in one synced transaction; returns how many were
 /// moved.
 fn commit(conn: &mut Connection, records: &[AuditRecord], index_too: usize) -> Result<usize, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
     {
         let mut insert = tx.prepare_cached(INSERT).map_err(sql_err)?;
         for r in records {
@@ -402,7 +475,23 @@ fn commit(conn: &mut Connection, records: &[AuditRecord], index_too: usize) -> R
                 .map_err(sql_err)?;
         }
     }
-    let moved = if index_too > 0 { move_oldest(&tx, index_too)? } else { 0 };
+    // A failed move must not fail the records' own commit: it is undone
+    // alone, and the records it would have moved stay in the backlog.
+    let moved = if index_too > 0 {
+        let savepoint = tx.savepoint().map_err(sql_err)?;
+        match move_oldest(&savepoint, index_too) {
+            Ok(moved) => {
+                savepoint.commit().map_err(sql_err)?;
+                moved
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit records not moved into the indexed table; retried later");
+                0
+            }
+        }
+    } else {
+        0
+    };
     tx.commit().map_err(sql_err)?;
     Ok(moved)
 }
@@ -422,7 +511,7 @@ fn checkpoint(conn: &Connection) {
 
 #[cfg(test)]
 mod tests {
-    use super::{AuditWriter, Pacing, MAX_BACKLOG};
+    use super::{AuditWriter, Pacing, BUSY_ABOVE, INDEX_AFTER_IDLE, MAX_BACKLOG};
     use crate::SqliteStore;
     use std::time::Duration;
     use stead_core::audit::{AuditFilter, AuditRecord, Outcome};
@@ -472,25 +561,73 @@ mod tests {
 
     const NEVER: Duration = Duration::from_secs(3600);
 
-    /// Records are committed unindexed and, once the writer is idle, moved
-    /// into the indexed table; a query finds them before and after, in the
-    /// order they were committed, even within one millisecond.
+    /// Records are committed unindexed and, once the writer is idle and
+    /// allowed to, moved into the indexed table; a query finds them before,
+    /// after and when split between the two tables, in the order they were
+    /// committed, even within one millisecond.
     #[tokio::test]
     async fn the_backlog_is_indexed_when_the_writer_is_idle() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = migrated().await;
+        let writer = AuditWriter::start(&dir.path().join("stead-audit.db")).unwrap();
         let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
         let same_ms = |i: usize| AuditRecord { time_ms: 1_700_000_000_000, ..record(i) };
         let all: Vec<AuditRecord> = (0..1000).map(same_ms).collect();
         for job in all.chunks(100) {
-            store.append_audit(job.to_vec()).await.unwrap();
+            writer.append(job.to_vec()).await.unwrap();
         }
+        assert_eq!(rows(dir.path()), (0, 1000));
         assert_eq!(store.query_audit(&AuditFilter::default()).await.unwrap(), all);
+
+        writer.index_when_idle(true);
         until_indexed(dir.path(), 1000).await;
-        store.append_audit((1000..1010).map(same_ms).collect()).await.unwrap();
+        writer.index_when_idle(false);
+        writer.append((1000..1010).map(same_ms).collect()).await.unwrap();
+        assert_eq!(rows(dir.path()), (1000, 10));
         let expected: Vec<AuditRecord> = (0..1010).map(same_ms).collect();
         assert_eq!(store.query_audit(&AuditFilter::default()).await.unwrap(), expected);
         let limited = store.query_audit(&AuditFilter { limit: Some(3), ..AuditFilter::default() }).await.unwrap();
         assert_eq!(limited, expected[..3]);
+        let subject = expected[1005].subject_id.clone();
+        let by_subject =
+            store.query_audit(&AuditFilter { subject_id: subject.clone(), ..AuditFilter::default() }).await.unwrap();
+        let want: Vec<AuditRecord> = expected.iter().filter(|r| r.subject_id == subject).cloned().collect();
+        assert_eq!(by_subject, want);
+    }
+
+    /// A store opened by a command other than the server (`stead audit`,
+    /// `stead import`) never indexes: it must not compete with a running
+    /// server's commits for the write lock.
+    #[tokio::test]
+    async fn only_a_writer_told_to_indexes_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        store.append_audit((0..100).map(record).collect()).await.unwrap();
+        tokio::time::sleep(INDEX_AFTER_IDLE * 4).await;
+        assert_eq!(rows(dir.path()), (0, 100));
+        store.index_audit_when_idle();
+        until_indexed(dir.path(), 100).await;
+    }
+
+    /// Pruning removes old records from both tables and keeps the rest.
+    #[tokio::test]
+    async fn pruning_reaches_indexed_and_unindexed_records() {
+        let dir = migrated().await;
+        let writer = AuditWriter::start(&dir.path().join("stead-audit.db")).unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        let at = |time_ms: i64, i: usize| AuditRecord { time_ms, ..record(i) };
+        writer.append((0..100).map(|i| at(1_000 + i as i64, i)).collect()).await.unwrap();
+        writer.index_when_idle(true);
+        until_indexed(dir.path(), 100).await;
+        writer.index_when_idle(false);
+        writer.append((100..150).map(|i| at(1_000 + i as i64, i)).collect()).await.unwrap();
+        let recent: Vec<AuditRecord> = (150..200).map(|i| at(5_000 + i as i64, i)).collect();
+        writer.append(recent.clone()).await.unwrap();
+        assert_eq!(rows(dir.path()), (100, 100));
+
+        assert_eq!(store.prune_audit(2_000).await.unwrap(), 150);
+        assert_eq!(rows(dir.path()), (0, 50));
+        assert_eq!(store.query_audit(&AuditFilter::default()).await.unwrap(), recent);
+        assert_eq!(store.prune_audit(2_000).await.unwrap(), 0);
     }
 
     /// Under sustained load the backlog never grows past its bound: each
@@ -500,7 +637,7 @@ mod tests {
         let dir = migrated().await;
         let writer = AuditWriter::start_paced(
             &dir.path().join("stead-audit.db"),
-            Pacing { index_after_idle: NEVER, max_backlog: 300 },
+            Pacing { index_after_idle: NEVER, max_backlog: 300, busy_above: BUSY_ABOVE },
         )
         .unwrap();
         for job in 0..20 {
@@ -517,12 +654,16 @@ mod tests {
     async fn a_backlog_left_at_shutdown_is_indexed_after_a_restart() {
         let dir = migrated().await;
         let path = dir.path().join("stead-audit.db");
-        let writer =
-            AuditWriter::start_paced(&path, Pacing { index_after_idle: NEVER, max_backlog: MAX_BACKLOG }).unwrap();
+        let writer = AuditWriter::start_paced(
+            &path,
+            Pacing { index_after_idle: NEVER, max_backlog: MAX_BACKLOG, busy_above: BUSY_ABOVE },
+        )
+        .unwrap();
         writer.append((0..500).map(record).collect()).await.unwrap();
         drop(writer);
         assert_eq!(rows(dir.path()), (0, 500));
         let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        store.index_audit_when_idle();
         until_indexed(dir.path(), 500).await;
         let all = store.query_audit(&AuditFilter::default()).await.unwrap();
         assert_eq!(all, (0..500).map(record).collect::<Vec<_>>());

@@ -7,6 +7,7 @@
 
 mod audit;
 mod audit_writer;
+mod cpu_gauge;
 mod directory;
 mod error;
 mod json;
@@ -134,6 +135,13 @@ impl SqliteStore {
         let audit_writer = Arc::new(AuditWriter::start(&audit_path)?);
         tracing::debug!(path = %path.display(), audit = %audit_path.display(), "opened the SQLite databases");
         Ok(SqliteStore { read, write, subjects, audit_writer, audit_write, audit_read })
+    }
+
+    /// Lets the audit writer index unindexed audit records whenever it is
+    /// idle; `stead serve` turns this on. Without it, records are indexed
+    /// only once the backlog is full, by the commits that add to it.
+    pub fn index_audit_when_idle(&self) {
+        self.audit_writer.index_when_idle(true);
     }
 
     /// Opens `dir/stead.db`, creating the directory when missing.
