@@ -96,38 +96,58 @@ fn record(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
 }
 
 /// Deletes records older than `before_ms`, a batch per transaction: from
-/// the indexed table, then from the unindexed backlog.
+/// the unindexed backlog, then from the indexed table (which then also
+/// holds any old record the writer moved there meanwhile).
 pub(super) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<u64, StoreError> {
-    let mut total = 0;
-    for delete in [PRUNE_INDEXED, PRUNE_BACKLOG] {
-        loop {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-            let deleted = sqlx::query(delete)
-                .bind(before_ms)
-                .bind(PRUNE_BATCH)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
-            tx.commit().await.map_err(db_err)?;
-            total += deleted;
-            if deleted < PRUNE_BATCH as u64 {
-                break;
-            }
+    let mut total = prune_backlog(pool, before_ms).await?;
+    loop {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let deleted = sqlx::query(PRUNE_INDEXED)
+            .bind(before_ms)
+            .bind(PRUNE_BATCH)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        total += deleted;
+        if deleted < PRUNE_BATCH as u64 {
+            return Ok(total);
         }
     }
-    Ok(total)
 }
 
 const PRUNE_INDEXED: &str = "DELETE FROM audit WHERE rowid IN \
                              (SELECT rowid FROM audit WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)";
-/// `audit_recent` has no index on time, so this reads the whole backlog
-/// (~0.3 s with a full backlog of 2^20 records, once per prune; a server
-/// that indexes when idle keeps it short). Its rows are nearly in time
-/// order, but not exactly (a clock step, or a record committed after a
-/// later one), so stopping at the first recent row could keep an old one.
-const PRUNE_BACKLOG: &str = "DELETE FROM audit_recent WHERE rowid IN \
-                             (SELECT rowid FROM audit_recent WHERE time_ms < ?1 LIMIT ?2)";
+
+/// `audit_recent` has no index on time, so finding its old rows reads the
+/// whole backlog (~0.3 s for a full backlog of 2^20 records). That read
+/// runs on a snapshot, without the write lock, so token commits go on;
+/// only the deletes by rowid take the lock. (Its rows are nearly in time
+/// order, but not exactly: a clock step, or a record committed after a
+/// later one; so every row is looked at.)
+async fn prune_backlog(pool: &SqlitePool, before_ms: i64) -> Result<u64, StoreError> {
+    let old: Vec<i64> = sqlx::query_scalar("SELECT rowid FROM audit_recent WHERE time_ms < ?1 ORDER BY rowid")
+        .bind(before_ms)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    let mut total = 0;
+    for batch in old.chunks(PRUNE_BATCH as usize) {
+        let rowids = serde_json::to_string(batch).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        // Rows the writer moved into `audit` since the read are gone from
+        // here; the indexed prune that follows finds them there.
+        total += sqlx::query("DELETE FROM audit_recent WHERE rowid IN (SELECT value FROM json_each(?1))")
+            .bind(rowids)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+    }
+    Ok(total)
+}
 
 #[cfg(test)]
 mod tests {
