@@ -391,7 +391,14 @@ impl Backlog {
     /// consecutive, as records leave it oldest first: no full count needed).
     fn find(conn: &Connection) -> Result<Backlog, StoreError> {
         let span: Option<i64> = conn
-            .query_row("SELECT max(rowid) - min(rowid) + 1 FROM audit_recent", [], |row| row.get(0))
+            // Two subqueries: SQLite answers a lone min() or max() of the
+            // rowid from the ends of the table, but both in one expression
+            // by reading all of it (40-130 ms at startup with a backlog).
+            .query_row(
+                "SELECT (SELECT max(rowid) FROM audit_recent) - (SELECT min(rowid) FROM audit_recent) + 1",
+                [],
+                |row| row.get(0),
+            )
             .map_err(sql_err)?;
         Ok(Backlog { records: span.and_then(|n| usize::try_from(n).ok()).unwrap_or(0), since_shrink: 0 })
     }
