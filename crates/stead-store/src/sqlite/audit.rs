@@ -7,8 +7,7 @@ use sqlx::{Row, SqlitePool};
 use stead_core::audit::{AuditFilter, AuditRecord, Outcome};
 use stead_core::StoreError;
 
-const COLUMNS: &str = "time_ms, tenant, realm, client_id, subject_id, subject_given, requested_scope, \
-                       granted_scope, jti, outcome, error, remote_addr, request_id";
+const COLUMNS: &str = audit_columns!();
 
 /// Rows deleted per transaction when pruning, so appends are not held up
 /// behind one long delete.

@@ -24,7 +24,7 @@
 //! two commits, so that the next commit starts the WAL over and the file
 //! stays small under sustained load.
 
-use super::cpu_gauge::{thread_cpu_time, CpuGauge};
+use super::cpu_gauge::CpuGauge;
 use super::error::sql_err;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
@@ -35,16 +35,20 @@ use stead_core::audit::AuditRecord;
 use stead_core::StoreError;
 use tokio::sync::oneshot;
 
-const INSERT: &str = "INSERT INTO audit_recent (time_ms, tenant, realm, client_id, subject_id, subject_given, \
-                      requested_scope, granted_scope, jti, outcome, error, remote_addr, request_id) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+const INSERT: &str = concat!(
+    "INSERT INTO audit_recent (",
+    audit_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+);
 /// The last rowid of the oldest `?1` records in `audit_recent`.
 const MOVE_END: &str = "SELECT max(rowid) FROM (SELECT rowid FROM audit_recent ORDER BY rowid LIMIT ?1)";
-const MOVE_COPY: &str = "INSERT INTO audit (time_ms, tenant, realm, client_id, subject_id, subject_given, \
-                         requested_scope, granted_scope, jti, outcome, error, remote_addr, request_id) \
-                         SELECT time_ms, tenant, realm, client_id, subject_id, subject_given, requested_scope, \
-                         granted_scope, jti, outcome, error, remote_addr, request_id \
-                         FROM audit_recent WHERE rowid <= ?1 ORDER BY rowid";
+const MOVE_COPY: &str = concat!(
+    "INSERT INTO audit (",
+    audit_columns!(),
+    ") SELECT ",
+    audit_columns!(),
+    " FROM audit_recent WHERE rowid <= ?1 ORDER BY rowid"
+);
 const MOVE_DELETE: &str = "DELETE FROM audit_recent WHERE rowid <= ?1";
 
 /// The writer starts indexing the backlog once no record has arrived for
@@ -206,13 +210,11 @@ impl Background {
 struct Pacing {
     index_after_idle: Duration,
     max_backlog: usize,
-    /// Share of its CPUs the process must stay under for indexing to run.
-    busy_above: f64,
 }
 
 impl Default for Pacing {
     fn default() -> Pacing {
-        Pacing { index_after_idle: INDEX_AFTER_IDLE, max_backlog: MAX_BACKLOG, busy_above: BUSY_ABOVE }
+        Pacing { index_after_idle: INDEX_AFTER_IDLE, max_backlog: MAX_BACKLOG }
     }
 }
 
@@ -225,7 +227,7 @@ fn run(
     background: Background,
 ) {
     let mut wal = WalState { unchecked: 0, tail_pending: false, background };
-    let mut cpu = CpuGauge::new(pacing.busy_above);
+    let mut cpu = CpuGauge::new(BUSY_ABOVE);
     let mut records: Vec<AuditRecord> = Vec::new();
     let mut waiting = Vec::new();
     // A job that arrived while the backlog was being indexed.
@@ -268,13 +270,7 @@ fn run(
         } else {
             0
         };
-        let started = thread_cpu_time();
-        let result = commit(&mut conn, &records, index_too);
-        if index_too > 0 {
-            if let (Some(started), Some(now)) = (started, thread_cpu_time()) {
-                cpu.own(now.saturating_sub(started));
-            }
-        }
+        let result = commit(&mut conn, &records, index_too, &mut cpu);
         let (committed, indexed) = match &result {
             Ok(indexed) => (records.len(), *indexed),
             Err(e) => {
@@ -287,10 +283,8 @@ fn run(
             let _ = done.send(result.clone());
         }
         records.clear();
-        backlog.records = (backlog.records + committed).saturating_sub(indexed);
-        let written = committed + indexed;
-        backlog.indexed(&conn, indexed);
-        wal.written(&conn, written);
+        backlog.committed(&conn, committed, indexed);
+        wal.written(&conn, committed + indexed);
     }
     // Let a background copy finish, so that the last one does not find the
     // WAL busy. The backlog stays for the next start to index: shutting
@@ -323,16 +317,11 @@ impl Quiet<'_> {
                 Err(mpsc::TryRecvError::Empty) => {}
                 Err(mpsc::TryRecvError::Disconnected) => return None,
             }
-            let started = thread_cpu_time();
-            let moved = self.backlog.index(self.conn, chunk);
-            if let (Some(started), Some(now)) = (started, thread_cpu_time()) {
-                self.cpu.own(now.saturating_sub(started));
-            }
+            let moved = self.cpu.own_during(|| self.backlog.index(self.conn, chunk));
             if moved == 0 {
                 return None;
             }
             self.wal.written(self.conn, moved);
-            self.backlog.indexed(self.conn, moved);
         }
     }
 }
@@ -403,6 +392,12 @@ impl Backlog {
         Ok(Backlog { records: span.and_then(|n| usize::try_from(n).ok()).unwrap_or(0), since_shrink: 0 })
     }
 
+    /// Counts a commit of `committed` records that also indexed `indexed`.
+    fn committed(&mut self, conn: &Connection, committed: usize, indexed: usize) {
+        self.records = (self.records + committed).saturating_sub(indexed);
+        self.indexed(conn, indexed);
+    }
+
     /// Counts `indexed` records and, every `SHRINK_RECORDS`, frees the
     /// writer's page cache. Indexing touches index pages all over the
     /// files, and the cache was measured holding them well past its
@@ -429,6 +424,7 @@ impl Backlog {
         match moved {
             Ok(moved) => {
                 self.records = if moved < limit { 0 } else { self.records.saturating_sub(moved) };
+                self.indexed(conn, moved);
                 moved
             }
             Err(e) => {
@@ -458,7 +454,12 @@ fn move_oldest(tx: &Connection, limit: usize) -> Result<usize, StoreError> {
 /// Commits `records` into `audit_recent` and moves the oldest `index_too`
 /// records into `audit`, in one synced transaction; returns how many were
 /// moved.
-fn commit(conn: &mut Connection, records: &[AuditRecord], index_too: usize) -> Result<usize, StoreError> {
+fn commit(
+    conn: &mut Connection,
+    records: &[AuditRecord],
+    index_too: usize,
+    cpu: &mut CpuGauge,
+) -> Result<usize, StoreError> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
     {
         let mut insert = tx.prepare_cached(INSERT).map_err(sql_err)?;
@@ -486,7 +487,7 @@ fn commit(conn: &mut Connection, records: &[AuditRecord], index_too: usize) -> R
     // alone, and the records it would have moved stay in the backlog.
     let moved = if index_too > 0 {
         let savepoint = tx.savepoint().map_err(sql_err)?;
-        match move_oldest(&savepoint, index_too) {
+        match cpu.own_during(|| move_oldest(&savepoint, index_too)) {
             Ok(moved) => {
                 savepoint.commit().map_err(sql_err)?;
                 moved
@@ -518,7 +519,7 @@ fn checkpoint(conn: &Connection) {
 
 #[cfg(test)]
 mod tests {
-    use super::{AuditWriter, Pacing, BUSY_ABOVE, INDEX_AFTER_IDLE, MAX_BACKLOG};
+    use super::{AuditWriter, Pacing, INDEX_AFTER_IDLE, MAX_BACKLOG};
     use crate::SqliteStore;
     use std::time::Duration;
     use stead_core::audit::{AuditFilter, AuditRecord, Outcome};
@@ -644,7 +645,7 @@ mod tests {
         let dir = migrated().await;
         let writer = AuditWriter::start_paced(
             &dir.path().join("stead-audit.db"),
-            Pacing { index_after_idle: NEVER, max_backlog: 300, busy_above: BUSY_ABOVE },
+            Pacing { index_after_idle: NEVER, max_backlog: 300 },
         )
         .unwrap();
         for job in 0..20 {
@@ -661,11 +662,8 @@ mod tests {
     async fn a_backlog_left_at_shutdown_is_indexed_after_a_restart() {
         let dir = migrated().await;
         let path = dir.path().join("stead-audit.db");
-        let writer = AuditWriter::start_paced(
-            &path,
-            Pacing { index_after_idle: NEVER, max_backlog: MAX_BACKLOG, busy_above: BUSY_ABOVE },
-        )
-        .unwrap();
+        let writer =
+            AuditWriter::start_paced(&path, Pacing { index_after_idle: NEVER, max_backlog: MAX_BACKLOG }).unwrap();
         writer.append((0..500).map(record).collect()).await.unwrap();
         drop(writer);
         assert_eq!(rows(dir.path()), (0, 500));

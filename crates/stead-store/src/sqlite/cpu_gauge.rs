@@ -32,8 +32,19 @@ impl CpuGauge {
         }
     }
 
+    /// Runs `work` (background work, on this thread) and counts the CPU
+    /// time it took as the work's own.
+    pub(super) fn own_during<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        let started = thread_cpu_time();
+        let result = work();
+        if let (Some(started), Some(now)) = (started, thread_cpu_time()) {
+            self.own(now.saturating_sub(started));
+        }
+        result
+    }
+
     /// Counts `spent` as the background work's own time.
-    pub(super) fn own(&mut self, spent: Duration) {
+    fn own(&mut self, spent: Duration) {
         self.own += spent;
     }
 
@@ -62,7 +73,7 @@ fn process_cpu_time() -> Option<Duration> {
 
 /// CPU time of the calling thread: what background work on it costs, which
 /// wall time overstates when request threads share its core.
-pub(super) fn thread_cpu_time() -> Option<Duration> {
+fn thread_cpu_time() -> Option<Duration> {
     cpu_clock(CpuClock::Thread)
 }
 

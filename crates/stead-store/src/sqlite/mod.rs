@@ -5,6 +5,15 @@
 //! `BEGIN IMMEDIATE` so a writer waits for the lock (up to the busy timeout)
 //! instead of failing halfway.
 
+/// The columns of `audit` and `audit_recent`, in one place for every
+/// statement that names them (a macro, so `concat!` can build constants).
+macro_rules! audit_columns {
+    () => {
+        "time_ms, tenant, realm, client_id, subject_id, subject_given, requested_scope, granted_scope, jti, \
+         outcome, error, remote_addr, request_id"
+    };
+}
+
 mod audit;
 mod audit_writer;
 mod cpu_gauge;
