@@ -88,21 +88,20 @@ struct ProtectionArgs {
     auth_failure_window: Option<String>,
 
     /// Failed client authentications from one source address (all
-    /// clients) per window; beyond, that address gets 429 (`off`: no
-    /// limit) [default: 500]
+    /// clients) per window; beyond, that address's failures get 429
+    /// instead of 401 (`off`: no limit) [default: 500]
     #[arg(long, env = "STEAD_MAX_AUTH_FAILURES_PER_SOURCE", value_name = "N")]
     max_auth_failures_per_source: Option<String>,
 
     /// Failed authentications of one client from one source address per
-    /// window; beyond, requests for that client from that address get 429
-    /// without their secret being checked (`off`: no limit) [default: 100]
+    /// window; beyond, that address's wrong secrets for the client get 429
+    /// instead of 401 (`off`: no limit) [default: 100]
     #[arg(long, env = "STEAD_MAX_AUTH_FAILURES_PER_CLIENT_AND_SOURCE", value_name = "N")]
     max_auth_failures_per_client_and_source: Option<String>,
 
     /// Failed authentications of one client from all addresses per window;
-    /// beyond, wrong secrets get 429 and addresses that failed are refused,
-    /// while addresses without failures are still served (`off`: no limit)
-    /// [default: 300]
+    /// beyond, every wrong secret for the client gets 429 instead of 401
+    /// (`off`: no limit) [default: 300]
     #[arg(long, env = "STEAD_MAX_AUTH_FAILURES_PER_CLIENT", value_name = "N")]
     max_auth_failures_per_client: Option<String>,
 

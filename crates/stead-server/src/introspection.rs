@@ -60,9 +60,6 @@ pub async fn introspect(
     let used_basic = p.credentials.used_basic();
     // Brute-force protection, as at the token endpoint.
     let (tenant, client) = (p.realm.tenant.as_str(), p.credentials.client_id());
-    if let Err(reply) = guard.admit(tenant, client) {
-        return refuse(reply, Some(p.realm), used_basic);
-    }
     let result = state.service.introspect(&p.realm, &p.credentials, p.token.as_deref(), stead_core::now()).await;
     match guard.settle(tenant, client, result) {
         Ok(answer) => no_store(axum::Json(answer).into_response()),
@@ -83,9 +80,6 @@ pub async fn revoke(
     };
     let used_basic = p.credentials.used_basic();
     let (tenant, client) = (p.realm.tenant.as_str(), p.credentials.client_id());
-    if let Err(reply) = guard.admit(tenant, client) {
-        return refuse(reply, Some(p.realm), used_basic);
-    }
     let result = state.service.revoke(&p.realm, &p.credentials, p.token.as_deref(), stead_core::now()).await;
     match guard.settle(tenant, client, result) {
         // RFC 7009 §2.2: 200 with an empty body.

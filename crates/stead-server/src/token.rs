@@ -91,9 +91,12 @@ async fn handle(
 ) -> Result<stead_core::IssuedToken, ErrorReply> {
     // SPEC §1: an unknown tenant is a 404 whatever the request holds.
     state.service.tenant(realm)?;
-    match screen(realm, headers, basic, body, ctx, guard).await {
+    match screen(headers, basic, body).await {
         Ok(request) => {
             let result = state.service.token(realm, request, stead_core::now(), ctx, meta).await;
+            // Brute-force protection (crate::limits::auth): a failed client
+            // authentication is counted, and answered 429 rather than 401
+            // once a budget that covers it is spent.
             guard.settle(realm.tenant.as_str(), ctx.client_id.as_deref(), result)
         }
         // Refused before the token service saw it: audited all the same.
@@ -104,36 +107,21 @@ async fn handle(
     }
 }
 
-/// Everything before the token service: content type, body, form, and the
-/// brute-force throttle.
+/// Everything before the token service: content type, body and form.
 async fn screen(
-    realm: &RealmPath,
     headers: &HeaderMap,
     basic: Option<stead_core::Credentials>,
     body: Body,
-    ctx: &mut RequestContext,
-    guard: &AuthGuard,
 ) -> Result<TokenRequest, ErrorReply> {
     let form = body::read_form(headers, body, form::Endpoint::Token).await?;
-    let request = TokenRequest {
+    Ok(TokenRequest {
         grant_type: form.grant_type,
         credentials: basic::combine(basic, form.client_id, form.client_secret),
         scope: form.scope,
         subject_username: form.subject_username,
         subject_userid: form.subject_userid,
         subject_email: form.subject_email,
-    };
-    // Brute-force protection (crate::limits::auth): a source that spent its
-    // budget of failed authentications gets 429 before its secret is
-    // checked, and a failure is counted (429 rather than 401 while the
-    // client is attacked).
-    if let Err(refusal) = guard.admit(realm.tenant.as_str(), request.credentials.client_id()) {
-        // For the log line (and audit) of a request the service never saw.
-        ctx.client_id = request.credentials.client_id().map(str::to_owned);
-        ctx.requested_scope = request.scope;
-        return Err(refusal);
-    }
-    Ok(request)
+    })
 }
 
 /// A caller-supplied value fit for a log line: bounded, no control characters.

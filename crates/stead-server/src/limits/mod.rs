@@ -42,11 +42,6 @@ where
 }
 
 impl AuthGuard {
-    /// See [`AuthThrottle::admit`].
-    pub fn admit(&self, tenant: &str, client_id: Option<&str>) -> Result<(), ErrorReply> {
-        self.throttle.admit(self.source, tenant, client_id)
-    }
-
     /// See [`AuthThrottle::settle`].
     pub fn settle<T>(
         &self,
