@@ -116,8 +116,11 @@ impl DirectoryHandle {
         if version == current.version && !rotation_due {
             return Ok(false);
         }
-        let directory = build(&*self.store, &self.master, self.policy).await?;
-        self.current.store(Arc::new(directory));
+        let directory = Arc::new(build(&*self.store, &self.master, self.policy).await?);
+        // Two reloads may overlap (the poll and a revocation): the one that
+        // read an older version must not replace the newer directory.
+        self.current
+            .rcu(|current| if current.version > directory.version { current.clone() } else { directory.clone() });
         Ok(true)
     }
 

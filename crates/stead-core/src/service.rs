@@ -363,6 +363,12 @@ impl TokenService {
         }
         self.store.revoke_token(&tenant.tenant.id, &claims.jti, claims.exp).await.map_err(storage)?;
         tracing::info!(tenant = %tenant.tenant.id, client = %client.id, jti = %claims.jti, "token revoked");
+        // RFC 7009 §2.2: the token is invalid once the revocation is
+        // answered. This server reloads now rather than at its next poll
+        // (other servers follow within SPEC §6's second).
+        if let Err(e) = self.directory.refresh_if_changed().await {
+            tracing::warn!(error = %e, "revocation stored; this server sees it at its next directory poll");
+        }
         Ok(())
     }
 
