@@ -137,3 +137,25 @@ async fn hostile_headers_and_subjects() {
     let r = server.raw(server.http.post(server.token_url("ACME-U")).body(encode_form(&user_form("pa")))).await;
     r.assert_error(400, "invalid_request");
 }
+
+/// RFC 6749 §5.2: `error_description` is printable ASCII without `"` and
+/// `\`, whatever the request held.
+#[tokio::test]
+async fn error_descriptions_keep_to_the_rfc_character_set() {
+    let stead = Stead::with_fixture();
+    let server = stead.serve();
+    let allowed = |s: &str| s.chars().all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'));
+    let scopes = ["é", "a\"b", "back\\slash", "日本", "read \u{202e}evil"];
+    for scope in scopes {
+        let mut form = user_form("pa");
+        form.retain(|(k, _)| *k != "scope");
+        form.push(("scope", scope));
+        let r = server.token("ACME-U", &form).await;
+        assert!(r.status == 400, "{scope}: {} {}", r.status, r.body);
+        let description = r.json()["error_description"].as_str().expect("a description").to_owned();
+        assert!(allowed(&description), "{scope}: {description:?}");
+    }
+    let r = server.token("ACME-U", &user_form("ü\"\\")).await;
+    let description = r.json()["error_description"].as_str().unwrap_or_default().to_owned();
+    assert!(allowed(&description), "{description:?}");
+}

@@ -45,6 +45,21 @@ impl ErrorReply {
     }
 }
 
+/// RFC 6749 §5.2: `error_description` holds only %x20-21 / %x23-5B /
+/// %x5D-7E, printable ASCII without `"` and `\`. Descriptions that quote a
+/// caller's value (a scope, a parameter name) use `'` for quotes; any other
+/// character, such as non-ASCII from the request, becomes `?`.
+fn description_chars(description: &str) -> String {
+    description
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            ' '..='~' if c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
 impl From<OAuthError> for ErrorReply {
     fn from(error: OAuthError) -> Self {
         ErrorReply::new(error)
@@ -57,7 +72,7 @@ impl IntoResponse for ErrorReply {
         let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         let body = ErrorResponse {
             error: code.as_str().to_owned(),
-            error_description: Some(self.error.description.into_owned()),
+            error_description: Some(description_chars(&self.error.description)),
         };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
