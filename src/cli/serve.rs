@@ -243,7 +243,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
     let listen = args.listen.clone().or(file.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
-    let public_url = args.public_url.clone().or(file.public_url.clone());
+    let public_url = args.public_url.as_deref().or(file.public_url.as_deref()).map(public_base_url).transpose()?;
 
     let master = storage.master_key()?;
     let store = storage.open_for_serving().await?;
@@ -253,9 +253,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let base_url = public_url
-        .map(|u| u.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| default_base_url(scheme, &listen, local));
+    let base_url = public_url.unwrap_or_else(|| default_base_url(scheme, &listen, local));
 
     let key_rotation = optional_duration(
         "key rotation",
@@ -334,6 +332,33 @@ fn optional_number(what: &str, text: &str) -> anyhow::Result<Option<u64>> {
 /// `http://localhost:{port}` with a warning when listening on a wildcard
 /// address. A host name in `--listen` (e.g. `localhost:8080`) stays as
 /// written; the port is the bound one (which differs for port 0).
+/// `--public-url` as the base of every issuer, without a trailing slash.
+/// RFC 8414 §2: an issuer is a URL with a scheme and a host and no query
+/// or fragment; http is allowed besides https for local and test setups.
+fn public_base_url(url: &str) -> anyhow::Result<String> {
+    // The value is not echoed: it might hold credentials.
+    let invalid = |why: &str| anyhow::anyhow!("--public-url {why}");
+    let lower = url.to_ascii_lowercase();
+    let rest = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| lower.starts_with(scheme).then(|| &url[scheme.len()..]))
+        .ok_or_else(|| invalid("must start with https:// or http://"))?;
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("must not contain spaces or control characters"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(invalid("must not have a query or a fragment (RFC 8414 §2)"));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err(invalid("must name a host"));
+    }
+    if authority.contains('@') {
+        return Err(invalid("must not hold credentials"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 fn default_base_url(scheme: &str, listen: &str, local: SocketAddr) -> String {
     if local.ip().is_unspecified() {
         tracing::warn!(

@@ -351,6 +351,12 @@ fn limit_flags_are_validated() {
         vec!["--header-read-timeout", "0s"],
         vec!["--auth-failure-window", "soon"],
         vec!["--trust-proxy-headers=maybe"],
+        vec!["--public-url", "not a url"],
+        vec!["--public-url", "ftp://auth.example.com"],
+        vec!["--public-url", "https://auth.example.com?x=1"],
+        vec!["--public-url", "https://auth.example.com/#top"],
+        vec!["--public-url", "https://user:pw@auth.example.com"],
+        vec!["--public-url", "https:///path"],
     ] {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", &dir];
         args.extend(bad.iter().copied());
