@@ -89,7 +89,7 @@ mod tests {
     use super::*;
     use crate::SqliteStore;
 
-    /// The token path's lookups each search one unique index; none scans.
+    /// The token path's lookups each search one index; none scans.
     #[tokio::test]
     async fn every_lookup_is_one_index_search() {
         let dir = tempfile::tempdir().unwrap();
@@ -105,10 +105,16 @@ mod tests {
             let detail = &plan[0].3;
             assert!(
                 detail.starts_with("SEARCH")
-                    && (detail.contains("USING PRIMARY KEY") || detail.contains("USING INDEX"))
+                    && (detail.contains("USING PRIMARY KEY")
+                        || detail.contains("USING INDEX")
+                        || detail.contains("USING COVERING INDEX"))
                     && detail.contains("=? AND"),
                 "{sql}: {detail}"
             );
+            // The issuing path's username lookup reads no table row.
+            if sql == USER_BY_USERNAME {
+                assert!(detail.contains("USING COVERING INDEX users_by_username_covering"), "{detail}");
+            }
         }
     }
 }
