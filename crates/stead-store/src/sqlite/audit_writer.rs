@@ -97,10 +97,18 @@ type Job = (Vec<AuditRecord>, oneshot::Sender<Result<(), StoreError>>);
 /// Handle to the writer thread; the thread ends when every handle is gone.
 pub(super) struct AuditWriter {
     jobs: mpsc::Sender<Job>,
+    flags: Arc<Flags>,
+}
+
+/// What the writer thread and its handles share.
+#[derive(Default)]
+struct Flags {
     /// Whether the writer indexes the backlog when idle. Off until the
     /// server turns it on: a CLI process (`stead audit`, `stead import`)
     /// must not take the write lock from a running server's commits.
-    idle_indexing: Arc<AtomicBool>,
+    idle_indexing: AtomicBool,
+    /// The last commit failed, and no write has succeeded since.
+    failing: AtomicBool,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -121,18 +129,25 @@ impl AuditWriter {
         let backlog = Backlog::find(&conn)?;
         let background = Background::start(open(path)?)?;
         let (jobs, queue) = mpsc::channel();
-        let idle_indexing = Arc::new(AtomicBool::new(false));
-        let enabled = idle_indexing.clone();
+        let flags = Arc::new(Flags::default());
+        let shared = flags.clone();
         std::thread::Builder::new()
             .name("stead-audit".into())
-            .spawn(move || run(conn, backlog, pacing, &enabled, queue, background))
+            .spawn(move || run(conn, backlog, pacing, &shared, queue, background))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the audit writer: {e}")))?;
-        Ok(AuditWriter { jobs, idle_indexing })
+        Ok(AuditWriter { jobs, flags })
     }
 
     /// Turns indexing of the backlog when idle on or off (it starts off).
     pub(super) fn index_when_idle(&self, on: bool) {
-        self.idle_indexing.store(on, Ordering::Relaxed);
+        self.flags.idle_indexing.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether records cannot be written now: the last commit failed, and
+    /// neither a later commit nor the writer's probe (every
+    /// [`CHECKPOINT_IDLE`] while it lasts) has written since.
+    pub(super) fn is_failing(&self) -> bool {
+        self.flags.failing.load(Ordering::Relaxed)
     }
 
     /// Resolves once `records` are committed and synced.
@@ -222,7 +237,7 @@ fn run(
     mut conn: Connection,
     mut backlog: Backlog,
     pacing: Pacing,
-    idle_indexing: &AtomicBool,
+    flags: &Flags,
     queue: mpsc::Receiver<Job>,
     background: Background,
 ) {
@@ -235,7 +250,7 @@ fn run(
     loop {
         // While records wait to be indexed, a short silence is enough to
         // start indexing them; otherwise wait for the idle checkpoint.
-        let may_index = backlog.records > 0 && idle_indexing.load(Ordering::Relaxed);
+        let may_index = backlog.records > 0 && flags.idle_indexing.load(Ordering::Relaxed);
         let timeout = if may_index { pacing.index_after_idle } else { CHECKPOINT_IDLE };
         let first = match next.take().map(Ok).unwrap_or_else(|| queue.recv_timeout(timeout)) {
             Ok(job) => job,
@@ -248,6 +263,15 @@ fn run(
                 }
                 if next.is_none() && backlog.records == 0 {
                     wal.checkpoint_if_idle(&conn);
+                }
+                if flags.failing.load(Ordering::Relaxed) && next.is_none() {
+                    // Nothing to commit: find out whether a write would
+                    // succeed now, so that readiness recovers without traffic.
+                    let writable = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok();
+                    if !writable && !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    flags.failing.store(!writable, Ordering::Relaxed);
                 }
                 continue;
             }
@@ -265,7 +289,7 @@ fn run(
         // same transaction, so it costs no fsync of its own.
         let index_too = if backlog.records + records.len() > pacing.max_backlog {
             records.len()
-        } else if backlog.records > 0 && idle_indexing.load(Ordering::Relaxed) && !cpu.busy() {
+        } else if backlog.records > 0 && flags.idle_indexing.load(Ordering::Relaxed) && !cpu.busy() {
             INDEX_CHUNK_BETWEEN_COMMITS
         } else {
             0
@@ -279,6 +303,7 @@ fn run(
             }
         };
         let result = result.map(|_| ());
+        flags.failing.store(result.is_err(), Ordering::Relaxed);
         for done in waiting.drain(..) {
             let _ = done.send(result.clone());
         }
@@ -704,5 +729,28 @@ mod tests {
         let all = store.query_audit(&AuditFilter::default()).await.unwrap();
         assert_eq!(all.len(), 60 * batch);
         assert_eq!(all[123], record(123));
+    }
+
+    /// A trail that cannot be written makes the store's ping fail (and so
+    /// `/readyz`), and readiness comes back without traffic once writes
+    /// succeed again.
+    #[tokio::test]
+    async fn a_trail_that_cannot_be_written_fails_the_ping_until_it_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        store.append_audit(vec![record(0)]).await.unwrap();
+        store.ping().await.unwrap();
+        // Another process holds the write lock past the writer's busy timeout.
+        let other = rusqlite::Connection::open(dir.path().join("stead-audit.db")).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        assert!(store.append_audit(vec![record(1)]).await.is_err());
+        assert!(store.ping().await.is_err(), "ping succeeded while the trail is locked");
+        other.execute_batch("ROLLBACK").unwrap();
+        let started = std::time::Instant::now();
+        while store.ping().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "still failing after the lock was released");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.append_audit(vec![record(2)]).await.unwrap();
     }
 }

@@ -195,6 +195,11 @@ fn audit_path(path: &Path) -> std::path::PathBuf {
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_err)?;
+        // Tokens are answered only once audited: a trail that cannot be
+        // written is storage that does not answer.
+        if self.audit_writer.is_failing() {
+            return Err(StoreError::Unavailable("the audit trail cannot be written".into()));
+        }
         Ok(())
     }
 
