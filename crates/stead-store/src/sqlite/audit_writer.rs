@@ -144,8 +144,8 @@ impl AuditWriter {
     }
 
     /// Whether records cannot be written now: the last commit failed, and
-    /// neither a later commit nor the writer's probe (every
-    /// [`CHECKPOINT_IDLE`] while it lasts) has written since.
+    /// neither a later commit nor the writer's probe (after each of its
+    /// idle waits, 50–500 ms, while the failure lasts) has written since.
     pub(super) fn is_failing(&self) -> bool {
         self.flags.failing.load(Ordering::Relaxed)
     }
