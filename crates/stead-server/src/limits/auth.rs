@@ -92,8 +92,6 @@ pub struct AuthThrottle {
     sources: WindowCounter,
     pairs: WindowCounter,
     clients: WindowCounter,
-    /// No counter holds anything that still counts after this time.
-    active_until: AtomicU64,
     next_prune: AtomicU64,
 }
 
@@ -120,7 +118,6 @@ impl AuthThrottle {
             sources: WindowCounter::new(window_ms, cap),
             pairs: WindowCounter::new(window_ms, cap),
             clients: WindowCounter::new(window_ms, cap),
-            active_until: AtomicU64::new(0),
             next_prune: AtomicU64::new(window_ms),
             limits,
         }
@@ -146,39 +143,6 @@ impl AuthThrottle {
         self.keys.hash_one((2u8, tenant, client))
     }
 
-    /// `Err` with the milliseconds until the budget frees when a failure
-    /// from `source` for `client_id` is over one of the budgets.
-    fn check(&self, source: IpAddr, tenant: &str, client_id: Option<&str>, now: Millis) -> Result<(), Millis> {
-        let s = self.source_key(source);
-        let source_failures = self.sources.estimate(s, now);
-        if source_failures < 1.0 {
-            // No recent failure from this source: none of its budgets is spent.
-            return Ok(());
-        }
-        if over(self.limits.per_source, source_failures) {
-            return Err(self.sources.time_until_below(s, now, self.limits.per_source));
-        }
-        let Some(client) = client_id else { return Ok(()) };
-        let p = self.pair_key(source, tenant, client);
-        let pair_failures = self.pairs.estimate(p, now);
-        if pair_failures < 1.0 {
-            return Ok(());
-        }
-        if over(self.limits.per_client_and_source, pair_failures) {
-            return Err(self.pairs.time_until_below(p, now, self.limits.per_client_and_source));
-        }
-        let c = self.client_key(tenant, client);
-        if over(self.limits.per_client, self.clients.estimate(c, now)) {
-            // The client is under attack and this source has failed for it
-            // before: until the client's window frees or this source's
-            // failures for it expire.
-            let client_frees = self.clients.time_until_below(c, now, self.limits.per_client);
-            let source_clears = self.pairs.time_until_below(p, now, 1);
-            return Err(client_frees.min(source_clears));
-        }
-        Ok(())
-    }
-
     /// After the credentials were checked: counts an `invalid_client`, and
     /// answers it with 429 rather than 401 once one of the budgets that
     /// cover it is spent. Every other outcome, success included, passes
@@ -198,15 +162,10 @@ impl AuthThrottle {
 
     fn failed(&self, source: IpAddr, tenant: &str, client_id: Option<&str>, error: OAuthError) -> ErrorReply {
         let now = self.now();
-        // Whether the budgets were already spent before this failure.
-        let spent = if now < self.active_until.load(Ordering::Relaxed) {
-            self.check(source, tenant, client_id, now).err()
-        } else {
-            None
-        };
-        self.active_until.fetch_max(now + 2 * self.window_ms, Ordering::Relaxed);
         self.prune_now_and_then(now);
         let limits = &self.limits;
+        // Each count includes this failure; a budget was already spent
+        // when the count before it (one less) had reached the limit.
         let s = self.source_key(source);
         let source_failures = self.sources.add(s, now);
         if crossed(limits.per_source, source_failures) {
@@ -217,8 +176,13 @@ impl AuthThrottle {
                 "failed-authentication budget of a source address spent; its failures get 429 until the window frees"
             );
         }
+        let source_spent = over(limits.per_source, source_failures - 1.0);
         let Some(client) = client_id else {
-            return spent.map_or_else(|| error.into(), refusal);
+            return if source_spent {
+                refusal(self.sources.time_until_below(s, now, limits.per_source))
+            } else {
+                error.into()
+            };
         };
         let p = self.pair_key(source, tenant, client);
         let pair_failures = self.pairs.add(p, now);
@@ -243,10 +207,15 @@ impl AuthThrottle {
                 "failed-authentication budget of a client spent: its wrong secrets get 429"
             );
         }
-        if let Some(wait) = spent {
-            return refusal(wait);
+        if source_spent {
+            return refusal(self.sources.time_until_below(s, now, limits.per_source));
+        }
+        if over(limits.per_client_and_source, pair_failures - 1.0) {
+            return refusal(self.pairs.time_until_below(p, now, limits.per_client_and_source));
         }
         if over(limits.per_client, client_failures) {
+            // Until the client's window frees or this source's failures
+            // for it expire.
             let client_frees = self.clients.time_until_below(c, now, limits.per_client);
             let source_clears = self.pairs.time_until_below(p, now, 1);
             return refusal(client_frees.min(source_clears));
