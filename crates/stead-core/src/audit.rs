@@ -2,6 +2,11 @@
 //! An issued token is returned only after its record is committed; records
 //! from concurrent requests share one transaction (group commit), so
 //! durability costs one commit per batch, not per token.
+//!
+//! A record is acknowledged twice: once its batch is sealed and handed to
+//! storage, and once the batch is committed. The token service signs in
+//! between, so the signatures of a batch are computed while its commit
+//! syncs rather than before the commit starts.
 
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -73,7 +78,12 @@ pub fn bounded(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(MAX_FIELD).collect()
 }
 
-type Ack = oneshot::Sender<Result<(), String>>;
+/// What the writer tells the request that sent a record: first that the
+/// record's batch is on its way to storage, then whether it was committed.
+struct Acks {
+    sealed: oneshot::Sender<()>,
+    durable: oneshot::Sender<Result<(), String>>,
+}
 
 /// Most records committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -83,7 +93,32 @@ const READY_ROUNDS: usize = 4;
 /// Handle to the group-commit writer.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<(AuditRecord, Ack)>,
+    tx: mpsc::Sender<(AuditRecord, Acks)>,
+}
+
+/// A record handed to the writer, not yet known to be committed.
+pub struct PendingRecord {
+    sealed: oneshot::Receiver<()>,
+    durable: oneshot::Receiver<Result<(), String>>,
+}
+
+impl PendingRecord {
+    /// Resolves once the batch holding the record has been handed to
+    /// storage (or the writer has stopped). Work done after this overlaps
+    /// the commit and its sync instead of running before them.
+    pub async fn sealed(&mut self) {
+        let _ = (&mut self.sealed).await;
+    }
+
+    /// Resolves once the record is durably committed.
+    pub async fn durable(self) -> Result<(), StoreError> {
+        let stopped = || StoreError::Unavailable("the audit writer has stopped".into());
+        match self.durable.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e)),
+            Err(_) => Err(stopped()),
+        }
+    }
 }
 
 impl AuditLog {
@@ -94,24 +129,28 @@ impl AuditLog {
         (AuditLog { tx }, task)
     }
 
-    /// Resolves once `record` is durably committed.
-    pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
-        let (ack, done) = oneshot::channel();
+    /// Hands `record` to the writer; the returned value says when it is
+    /// on its way to storage and when it is committed.
+    pub async fn submit(&self, record: AuditRecord) -> Result<PendingRecord, StoreError> {
+        let (sealed, sealed_rx) = oneshot::channel();
+        let (durable, durable_rx) = oneshot::channel();
         self.tx
-            .send((record, ack))
+            .send((record, Acks { sealed, durable }))
             .await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
-        match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e)),
-            Err(_) => Err(StoreError::Unavailable("the audit writer has stopped".into())),
-        }
+        Ok(PendingRecord { sealed: sealed_rx, durable: durable_rx })
+    }
+
+    /// Resolves once `record` is durably committed.
+    pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
+        self.submit(record).await?.durable().await
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Ack)>) {
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Acks)>) {
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut acks = Vec::with_capacity(MAX_BATCH);
+    let mut durable = Vec::with_capacity(MAX_BATCH);
     // Take whatever is queued after the first record: under load batches
     // grow by themselves; when idle a record commits alone, without delay.
     while let Some((record, ack)) = rx.recv().await {
@@ -136,17 +175,24 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Ack)
             }
         }
         let count = records.len();
+        // The batch is sealed: its requests may go on (sign their tokens)
+        // while it commits. They run once this task yields, which it does
+        // only after `append_audit` has handed the batch to storage.
+        for Acks { sealed, durable: ack } in acks.drain(..) {
+            let _ = sealed.send(());
+            durable.push(ack);
+        }
         let result = store.append_audit(std::mem::take(&mut records)).await.map_err(|e| {
             tracing::error!(error = %e, records = count, "audit records not committed");
             e.to_string()
         });
-        for ack in acks.drain(..) {
+        for ack in durable.drain(..) {
             let _ = ack.send(result.clone());
         }
     }
 }
 
-fn drain(rx: &mut mpsc::Receiver<(AuditRecord, Ack)>, records: &mut Vec<AuditRecord>, acks: &mut Vec<Ack>) {
+fn drain(rx: &mut mpsc::Receiver<(AuditRecord, Acks)>, records: &mut Vec<AuditRecord>, acks: &mut Vec<Acks>) {
     while records.len() < MAX_BATCH {
         match rx.try_recv() {
             Ok((record, ack)) => {

@@ -16,7 +16,7 @@ pub mod secret;
 pub mod service;
 pub mod store;
 
-pub use audit::{AuditFilter, AuditLog, AuditRecord, Outcome};
+pub use audit::{AuditFilter, AuditLog, AuditRecord, Outcome, PendingRecord};
 pub use directory::{Directory, DirectoryHandle, TenantEntry};
 pub use error::OAuthError;
 pub use keys::{SigningAlg, SigningKey};

@@ -464,6 +464,34 @@ async fn audit_batches_commit_fast(env: Env) {
     assert_eq!(count, n as usize + 100);
 }
 
+/// The group-commit log over a real store: a record is first sealed (its
+/// batch handed to storage), then durable, and durable means readable.
+async fn the_audit_log_seals_then_commits_every_record(env: Env) {
+    let (log, writer) = stead_core::AuditLog::start(env.store.clone());
+    let mut pending = Vec::new();
+    for i in 0..200 {
+        pending.push(log.submit(record(i)).await.unwrap());
+    }
+    for mut p in pending {
+        p.sealed().await;
+        p.durable().await.unwrap();
+    }
+    let all = env.store.query_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(all, (0..200).map(record).collect::<Vec<_>>());
+
+    // A record whose sealing is never awaited is committed all the same.
+    log.record(record(200)).await.unwrap();
+    assert_eq!(env.store.query_audit(&AuditFilter::default()).await.unwrap().len(), 201);
+
+    // Once the writer is gone, a pending record says so instead of hanging.
+    let mut p = log.submit(record(201)).await.unwrap();
+    writer.abort();
+    let _ = writer.await;
+    p.sealed().await;
+    assert!(matches!(p.durable().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(log.submit(record(202)).await, Err(StoreError::Unavailable(_))));
+}
+
 async fn revocations_reach_the_directory_until_they_expire(env: Env) {
     env.import("[[tenants]]\nid = \"A\"\n[[tenants]]\nid = \"B\"\n").await.unwrap();
     let server = env.second().await;
@@ -506,5 +534,6 @@ on_both_backends!(
     revoking_old_secrets_keeps_the_newest_of_equals,
     audit_records_are_appended_queried_and_pruned,
     audit_batches_commit_fast,
+    the_audit_log_seals_then_commits_every_record,
     revocations_reach_the_directory_until_they_expire,
 );
