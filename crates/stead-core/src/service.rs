@@ -111,6 +111,15 @@ impl TokenService {
         };
         let claims = self.claims(&grant, now);
         ctx.jti = Some(claims.jti.clone());
+        if !grant.tenant.active_key.alg.signs_fast() {
+            // A batch of RSA signatures takes far longer than its commit:
+            // signing after the batch is sealed would add a batch of
+            // signatures to the wait instead of hiding a commit
+            // (RS256 p99 42 -> 65 ms, BENCHMARKS.md).
+            let issued = self.sign(&grant, claims);
+            self.record(realm, ctx, meta, Ok(&issued.claims)).await?;
+            return Ok(issued);
+        }
         // The record describes the token before it is signed, so it can go
         // to storage first: the signature is computed while the record's
         // batch commits and syncs, instead of before (BENCHMARKS.md). The
