@@ -32,9 +32,9 @@ pub(super) async fn upsert(
     }
     let mut changed = 0;
     for (i, group) in by_shape.iter_mut().enumerate() {
-        // In key order, rows land next to each other in the table instead
-        // of all over it.
-        group.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        // In username order, rows land next to each other in the two
+        // username indexes instead of all over them.
+        group.sort_by_cached_key(|u| fold_case(&u.username));
         let shape = Shape { set_groups: i / 2 == 1, set_enabled: i % 2 == 1 };
         for chunk in group.chunks(ROWS) {
             changed += match execute(conn, tenant, chunk, shape).await {
