@@ -132,7 +132,8 @@ impl TokenService {
         Ok(issued)
     }
 
-    /// Commits the audit record of one token request refused by the
+    /// Commits the audit record of one token request and waits for it:
+    /// a token signed before its record, or a request refused by the
     /// service or before it (malformed, throttled). Fails with
     /// `temporarily_unavailable` when the record cannot be written.
     pub async fn record(
