@@ -112,7 +112,6 @@ impl PendingRecord {
 
     /// Resolves once the record is durably committed.
     pub async fn durable(self) -> Result<(), StoreError> {
-        let stopped = || StoreError::Unavailable("the audit writer has stopped".into());
         match self.durable.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Unavailable(e)),
@@ -134,10 +133,7 @@ impl AuditLog {
     pub async fn submit(&self, record: AuditRecord) -> Result<PendingRecord, StoreError> {
         let (sealed, sealed_rx) = oneshot::channel();
         let (durable, durable_rx) = oneshot::channel();
-        self.tx
-            .send((record, Acks { sealed, durable }))
-            .await
-            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+        self.tx.send((record, Acks { sealed, durable })).await.map_err(|_| stopped())?;
         Ok(PendingRecord { sealed: sealed_rx, durable: durable_rx })
     }
 
@@ -145,6 +141,10 @@ impl AuditLog {
     pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
         self.submit(record).await?.durable().await
     }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the audit writer has stopped".into())
 }
 
 async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AuditRecord, Acks)>) {

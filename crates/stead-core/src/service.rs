@@ -111,29 +111,24 @@ impl TokenService {
         };
         let claims = self.claims(&grant, now);
         ctx.jti = Some(claims.jti.clone());
-        if !grant.tenant.active_key.alg.signs_fast() {
-            // A batch of RSA signatures takes far longer than its commit:
-            // signing after the batch is sealed would add a batch of
-            // signatures to the wait instead of hiding a commit
-            // (RS256 p99 42 -> 65 ms, BENCHMARKS.md).
-            let issued = self.sign(&grant, claims);
-            self.record(realm, ctx, meta, Ok(&issued.claims)).await?;
-            return Ok(issued);
-        }
-        // The record describes the token before it is signed, so it can go
-        // to storage first: the signature is computed while the record's
-        // batch commits and syncs, instead of before (BENCHMARKS.md). The
-        // token still leaves only once its record is durable.
+        // The record describes the token before it is signed, so it goes
+        // to storage first. With ES256 and EdDSA the token is signed once
+        // the record's batch is sealed, while that batch commits and syncs
+        // (BENCHMARKS.md). A batch of RSA signatures takes far longer than
+        // its commit: waiting for the seal would add a batch of signatures
+        // to every wait instead of hiding a commit (RS256 p99 42 -> 65 ms).
+        // Either way the token leaves only once its record is durable.
         let record = self.audit_record(realm, ctx, meta, Ok(&claims));
         let mut pending = self.audit.submit(record).await.map_err(not_committed)?;
-        pending.sealed().await;
+        if grant.tenant.active_key.alg.signs_fast() {
+            pending.sealed().await;
+        }
         let issued = self.sign(&grant, claims);
         pending.durable().await.map_err(not_committed)?;
         Ok(issued)
     }
 
-    /// Commits the audit record of one token request and waits for it:
-    /// a token signed before its record, or a request refused by the
+    /// Commits the audit record of one token request refused by the
     /// service or before it (malformed, throttled). Fails with
     /// `temporarily_unavailable` when the record cannot be written.
     pub async fn record(

@@ -183,24 +183,22 @@ mod short_slice {
 
     #[cfg(target_os = "linux")]
     pub(super) fn request() {
-        // SAFETY: getpriority and sched_setattr read only their arguments;
-        // the attribute is a plain, fully initialised struct.
-        unsafe {
-            *libc::__errno_location() = 0;
-            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-            if nice == -1 && *libc::__errno_location() != 0 {
-                return;
-            }
+        // SAFETY: both calls take this thread (0) and a plain struct of
+        // the size they are told; sched_getattr fills it in.
+        let rc = unsafe {
             let mut attr: libc::sched_attr = std::mem::zeroed();
-            attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
-            attr.sched_policy = libc::SCHED_OTHER as u32;
-            // The thread's own nice value, so that nothing but the slice changes.
-            attr.sched_nice = nice;
-            attr.sched_runtime = SLICE_NS;
-            let rc = libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const libc::sched_attr, 0);
-            if rc != 0 {
-                tracing::debug!(error = %std::io::Error::last_os_error(), "no short slice for the audit writer");
+            let size = std::mem::size_of::<libc::sched_attr>() as u32;
+            // The thread's own policy and nice value: only the slice changes.
+            if libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut libc::sched_attr, size, 0) != 0 {
+                -1
+            } else {
+                attr.size = size;
+                attr.sched_runtime = SLICE_NS;
+                libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const libc::sched_attr, 0)
             }
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "no short slice for the audit writer");
         }
     }
 
