@@ -14,14 +14,34 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match cli.run().await {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stead: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.run()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("stead: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// With one CPU to run on (a one-CPU container, or `taskset` to one core)
+/// a work-stealing pool has no one to steal from: a current-thread runtime
+/// serves the same tasks without its queues' synchronisation. With more
+/// CPUs, one worker per CPU.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
 }

@@ -271,7 +271,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let refresher = stead_server::spawn_refresh(directory.clone());
     let maintenance = stead_server::spawn_maintenance(directory, store.clone(), audit_retention);
 
-    tracing::info!(listen = %local, base_url = %base_url, tls = settings.tls.is_some(), "stead listening");
+    let runtime = tokio::runtime::Handle::current();
+    let flavor = match runtime.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => "current-thread",
+        _ => "multi-thread",
+    };
+    tracing::info!(
+        listen = %local,
+        base_url = %base_url,
+        tls = settings.tls.is_some(),
+        runtime = flavor,
+        workers = runtime.metrics().num_workers(),
+        "stead listening"
+    );
     tracing::info!(
         trust_proxy_headers = settings.trust_proxy_headers,
         auth_failure_window = ?settings.auth_failures.window,

@@ -229,7 +229,22 @@ impl Stead {
     /// `STEAD_DATABASE_URL` set (and a small pool, as many processes share
     /// the test server); `--data-dir` still locates the master key.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        self.configure(Command::new(BIN), args)
+    }
+
+    /// `stead serve` allowed to run on one CPU only (by `taskset`), as in
+    /// a container given one CPU.
+    pub fn serve_on_one_cpu(&self) -> Server {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim();
+        let cpu = allowed.split([',', '-']).next().unwrap().to_owned();
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", &cpu, BIN]);
+        let data_dir = self.dir.path().to_str().unwrap();
+        Server::spawn(self.configure(taskset, &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir]))
+    }
+
+    fn configure(&self, mut c: Command, args: &[&str]) -> Command {
         c.args(args)
             .env_remove("STEAD_MASTER_KEY")
             .env_remove("STEAD_DATABASE_URL")
@@ -376,6 +391,11 @@ impl Server {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.raw(self.http.get(self.url(path))).await
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn logs(&self) -> String {

@@ -15,6 +15,45 @@ async fn health_and_readiness() {
 }
 
 #[tokio::test]
+async fn on_one_cpu_one_thread_serves_concurrent_requests() {
+    let stead = Stead::with_fixture();
+    let server = stead.serve_on_one_cpu();
+    // Every request of a burst is answered; the connections are served
+    // concurrently by the one thread.
+    let form = encode_form(&user_form("pa"));
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let request = server
+            .http
+            .post(server.token_url("ACME-U"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone());
+        requests.spawn(async move { Reply::from(request.send().await.expect("request")).await });
+    }
+    let replies = requests.join_all().await;
+    assert!(replies.iter().all(|r| r.status == 200), "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    let token = replies[0].access_token();
+    let introspected = server
+        .raw(
+            server
+                .http
+                .post(server.url("/system/auth/ACME-U/oauth2/introspect"))
+                .basic_auth("app", Some(SECRET))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode_form(&[("token", &token)])),
+        )
+        .await;
+    assert_eq!(introspected.json()["active"], true);
+    // The server chose a current-thread runtime, and says so.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let logs = server.logs();
+    let listening = logs.lines().find(|l| l.contains("stead listening")).unwrap_or_default();
+    assert!(listening.contains("current-thread") && listening.contains("workers=1"), "{logs}");
+    let status = server.stop();
+    assert!(status.success(), "graceful exit: {status:?}");
+}
+
+#[tokio::test]
 async fn a_token_issued_before_a_restart_verifies_after_it() {
     let stead = Stead::with_fixture();
     let server = stead.serve();
