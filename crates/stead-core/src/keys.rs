@@ -1,6 +1,7 @@
 //! Signing keys: generated with aws-lc-rs, stored as sealed PKCS#8, parsed
 //! once when loaded and then used for every token without re-parsing.
 
+use crate::es256::Es256Signer;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
@@ -81,7 +82,7 @@ impl From<aws_lc_rs::error::KeyRejected> for KeyError {
 }
 
 enum KeyPairInner {
-    Es256(EcdsaKeyPair),
+    Es256(Es256Signer),
     Rs256(RsaKeyPair),
     EdDsa(Ed25519KeyPair),
 }
@@ -114,7 +115,9 @@ impl SigningKey {
                 let point = pair.public_key().as_ref();
                 let jwk = jwk_base("EC", alg, Some("P-256"), Some(&point[1..33]), Some(&point[33..65]), None, None);
                 let public = point.to_vec();
-                (KeyPairInner::Es256(pair), jwk, public)
+                let signer =
+                    Es256Signer::from_pkcs8(der).ok_or_else(|| KeyError::Rejected("not a P-256 key".into()))?;
+                (KeyPairInner::Es256(signer), jwk, public)
             }
             SigningAlg::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)?;
@@ -135,7 +138,13 @@ impl SigningKey {
         let kid = thumbprint(&jwk);
         jwk.kid = kid.clone();
         let header = format!(r#"{{"alg":"{}","typ":"at+jwt","kid":"{}"}}"#, alg.as_str(), kid);
-        Ok(SigningKey { pair, public, rng: SystemRandom::new(), alg, kid, jwk, header_b64: B64.encode(header) })
+        let key = SigningKey { pair, public, rng: SystemRandom::new(), alg, kid, jwk, header_b64: B64.encode(header) };
+        // ES256 signs through a second parse of the key (crate::es256): it
+        // must sign for the public key that is published.
+        if alg == SigningAlg::ES256 && !key.verify(b"stead key check", &key.sign(b"stead key check")) {
+            return Err(KeyError::Rejected("the private key does not match its public key".into()));
+        }
+        Ok(key)
     }
 
     /// Whether `signature` is this key's signature of `message`.
@@ -152,7 +161,7 @@ impl SigningKey {
     /// for ES256 the fixed-width `r || s` of RFC 7518 §3.4.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &self.pair {
-            KeyPairInner::Es256(k) => k.sign(&self.rng, message).expect("ECDSA signing").as_ref().to_vec(),
+            KeyPairInner::Es256(k) => k.sign(message),
             KeyPairInner::EdDsa(k) => k.sign(message).as_ref().to_vec(),
             KeyPairInner::Rs256(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod directory;
 pub mod error;
+mod es256;
 pub mod jwt;
 pub mod keys;
 pub mod master_key;
