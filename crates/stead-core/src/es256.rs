@@ -50,6 +50,30 @@ impl Es256Signer {
         }
     }
 
+    /// The public key as an uncompressed SEC 1 point: `0x04 || x || y`.
+    /// (The parse checked that it belongs to the private key.)
+    pub(crate) fn public_point(&self) -> Option<[u8; 1 + 2 * SCALAR]> {
+        let mut point = [0u8; 1 + 2 * SCALAR];
+        // SAFETY: group and point belong to the key, which outlives the
+        // call; the output buffer's length is passed along with it.
+        let written = unsafe {
+            let key = self.key.as_ptr();
+            let public = sys::EC_KEY_get0_public_key(key);
+            if public.is_null() {
+                return None;
+            }
+            sys::EC_POINT_point2oct(
+                sys::EC_KEY_get0_group(key),
+                public,
+                sys::point_conversion_form_t::POINT_CONVERSION_UNCOMPRESSED,
+                point.as_mut_ptr(),
+                point.len(),
+                std::ptr::null_mut(),
+            )
+        };
+        (written == point.len()).then_some(point)
+    }
+
     /// The ES256 signature of `message`: ECDSA over SHA-256 (RFC 7518 §3.4),
     /// fixed-width `r || s`.
     pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
@@ -94,6 +118,7 @@ mod tests {
         let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref()).unwrap();
         let public = signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, pair.public_key());
         let signer = Es256Signer::from_pkcs8(der.as_ref()).unwrap();
+        assert_eq!(signer.public_point().unwrap().as_slice(), pair.public_key().as_ref());
         let first = signer.sign(b"header.claims");
         assert_eq!(first.len(), 64);
         assert!(public.verify(b"header.claims", &first).is_ok());
