@@ -240,8 +240,14 @@ impl Stead {
         let cpu = allowed.split([',', '-']).next().unwrap().to_owned();
         let mut taskset = Command::new("taskset");
         taskset.args(["-c", &cpu, BIN]);
-        let data_dir = self.dir.path().to_str().unwrap();
-        Server::spawn(self.configure(taskset, &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir]))
+        Server::spawn(self.configure(taskset, &self.serve_args(&[])))
+    }
+
+    /// `serve` on a free port of 127.0.0.1 with this `Stead`'s data, then `extra`.
+    fn serve_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", self.dir.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args
     }
 
     fn configure(&self, mut c: Command, args: &[&str]) -> Command {
@@ -274,9 +280,7 @@ impl Stead {
     }
 
     pub fn serve_with(&self, extra: &[&str]) -> Server {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", self.dir.path().to_str().unwrap()];
-        args.extend_from_slice(extra);
-        Server::spawn(self.command(&args))
+        Server::spawn(self.command(&self.serve_args(extra)))
     }
 }
 
