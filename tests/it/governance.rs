@@ -238,6 +238,51 @@ async fn introspection_and_revocation() {
     assert!(took.is_some(), "token of a disabled client still active after 1 s");
 }
 
+/// Revocations are read a revocation at a time, apart from the rest of
+/// the directory: they must outlast a directory reload and a restart, and
+/// one more revocation must not forget earlier ones.
+#[tokio::test]
+async fn revocations_outlast_reloads_and_restarts() {
+    let stead = Stead::with_fixture();
+    // One issuer for both servers, whatever port each listens on.
+    let public_url = ["--public-url", "https://auth.acme.test"];
+    let server = stead.serve_with(&public_url);
+    let mut revoked = Vec::new();
+    for _ in 0..3 {
+        let token = server.token("ACME-U", &user_form("pa")).await.access_token();
+        assert_eq!(revoke(&server, "ACME-U", "app", SECRET, &token).await.status, 200);
+        revoked.push(token);
+    }
+    let kept = server.token("ACME-U", &user_form("pa")).await.access_token();
+    async fn active(server: &Server, token: &str) -> bool {
+        introspect(server, "ACME-U", "app", SECRET, token).await.json()["active"] == true
+    }
+
+    // A provisioning change reloads the directory.
+    stead.import_ok("[[tenants]]\nid = \"ACME\"\n[[tenants.scopes]]\nname = \"added\"\n");
+    let reloaded = eventually(Duration::from_secs(1), || async {
+        let meta = server.get("/system/auth/ACME-U/.well-known/openid-configuration").await.json();
+        meta["scopes_supported"].as_array().is_some_and(|s| s.iter().any(|s| s == "added"))
+    })
+    .await;
+    assert!(reloaded.is_some(), "the import was not seen within 1 s");
+    for token in &revoked {
+        assert!(!active(&server, token).await, "revoked token active after a reload");
+    }
+    assert!(active(&server, &kept).await);
+
+    // A new server on the same storage starts with every revocation.
+    drop(server);
+    let server = stead.serve_with(&public_url);
+    for token in &revoked {
+        assert!(!active(&server, token).await, "revoked token active after a restart");
+    }
+    assert!(active(&server, &kept).await);
+    assert_eq!(revoke(&server, "ACME-U", "app", SECRET, &kept).await.status, 200);
+    assert!(!active(&server, &kept).await);
+    assert!(!active(&server, &revoked[0]).await);
+}
+
 #[tokio::test]
 async fn key_rotation_keeps_old_tokens_verifiable() {
     let stead = Stead::with_fixture();

@@ -403,7 +403,7 @@ fn stead_migrate_brings_the_schema_up_to_date() {
     let second = String::from_utf8_lossy(&out.stdout).into_owned();
     match backend() {
         Backend::Postgres => {
-            assert!(first.contains("applied migrations [1]"), "{first}");
+            assert!(first.contains("applied migrations [1, 2]"), "{first}");
             assert!(second.contains("up to date"), "{second}");
         }
         Backend::Sqlite => assert!(first.contains("up to date") && stead.data_dir().join("stead.db").exists()),

@@ -13,6 +13,7 @@ pub mod master_key;
 pub mod model;
 pub mod provision;
 pub mod request;
+pub mod revocations;
 pub mod secret;
 pub mod service;
 pub mod store;

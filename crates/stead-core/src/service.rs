@@ -405,7 +405,7 @@ impl TokenService {
     fn live_claims(&self, tenant: &TenantEntry, realm: &RealmPath, token: &str, now: UnixTime) -> Option<Claims> {
         let claims = jwt::verify_claims(token, |kid| tenant.key(kid).map(|k| &**k))?;
         let ours = claims.iss == realm.issuer(&self.base_url) && claims.tenant == tenant.tenant.id.as_str();
-        (ours && claims.exp > now && !tenant.revoked.contains(&claims.jti)).then_some(claims)
+        (ours && claims.exp > now && !self.directory.is_revoked(&tenant.tenant.id, &claims.jti)).then_some(claims)
     }
 
     async fn subject_enabled(&self, tenant: &TenantEntry, claims: &Claims) -> Result<bool, OAuthError> {

@@ -53,8 +53,23 @@ pub struct DirectoryData {
     pub scopes: Vec<(TenantId, Scope)>,
     pub clients: Vec<(TenantId, Client)>,
     pub keys: Vec<StoredKey>,
-    /// Revoked, not yet expired tokens: (tenant, jti).
-    pub revoked: Vec<(TenantId, String)>,
+}
+
+/// A revoked token (RFC 7009), kept until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub tenant: TenantId,
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+/// The revocations recorded after a point of the revocation sequence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationsSince {
+    /// The newest point of the sequence these cover: ask from here next.
+    pub up_to: i64,
+    /// Those not yet expired, in the order they were recorded.
+    pub revoked: Vec<Revocation>,
 }
 
 /// What an import changed, for the operator.
@@ -72,8 +87,11 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when storage is reachable (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// A number that changes whenever provisioning data changes. Servers poll
-    /// it to honour changes made elsewhere within a second (SPEC §6).
+    /// A number that changes whenever provisioning data or signing keys
+    /// change. Servers poll it to honour changes made elsewhere within a
+    /// second (SPEC §6). Revocations have their own sequence
+    /// ([`Store::revocations_since`]): one more revoked token must not make
+    /// every server reload everything.
     async fn change_version(&self) -> Result<i64, StoreError>;
 
     async fn load_directory(&self) -> Result<DirectoryData, StoreError>;
@@ -125,8 +143,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes audit records older than `before_ms`; returns how many.
     async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
 
-    /// Records a revoked token (RFC 7009) until it expires.
+    /// Records a revoked token (RFC 7009) until it expires, as the next
+    /// point of the revocation sequence. Revoking it again changes nothing.
     async fn revoke_token(&self, tenant: &TenantId, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+
+    /// The tokens revoked after point `after` of the revocation sequence (0:
+    /// from the start) that are still valid at `now`. Servers poll this
+    /// with the `up_to` of their last answer, so each revocation is read
+    /// once rather than with every reload.
+    async fn revocations_since(&self, after: i64, now: i64) -> Result<RevocationsSince, StoreError>;
 
     /// Forgets revocations of tokens expired before `now`.
     async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError>;

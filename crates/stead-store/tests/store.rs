@@ -7,9 +7,10 @@ mod common;
 use common::*;
 use std::sync::Arc;
 use stead_core::audit::{AuditFilter, AuditRecord, Outcome};
+use stead_core::directory::{rotate_key, KeyPolicy};
 use stead_core::model::{ClientSecret, Customer};
-use stead_core::store::StoredKey;
-use stead_core::{SigningAlg, Store, StoreError};
+use stead_core::store::{Revocation, StoredKey};
+use stead_core::{DirectoryHandle, MasterKey, SigningAlg, Store, StoreError};
 use stead_store::SqliteStore;
 
 fn customer(id: &str, email: &str) -> Customer {
@@ -492,33 +493,94 @@ async fn the_audit_log_seals_then_commits_every_record(env: Env) {
     assert!(matches!(log.submit(record(202)).await, Err(StoreError::Unavailable(_))));
 }
 
-async fn revocations_reach_the_directory_until_they_expire(env: Env) {
+async fn revocations_reach_every_server_once_until_they_expire(env: Env) {
     env.import("[[tenants]]\nid = \"A\"\n[[tenants]]\nid = \"B\"\n").await.unwrap();
     let server = env.second().await;
     let now = stead_core::now();
     let v = server.change_version().await.unwrap();
+    let start = server.revocations_since(0, now).await.unwrap();
+    assert_eq!(start.revoked, []);
 
     env.store.revoke_token(&tenant("A"), "jti-1", now + 600).await.unwrap();
-    let v1 = server.change_version().await.unwrap();
-    assert!(v1 > v, "every server reloads");
+    assert_eq!(server.change_version().await.unwrap(), v, "a revocation does not reload the directory");
+    let first = server.revocations_since(start.up_to, now).await.unwrap();
+    assert!(first.up_to > start.up_to);
+    assert_eq!(first.revoked, [revocation("A", "jti-1", now + 600)]);
+    let nothing_new = server.revocations_since(first.up_to, now).await.unwrap();
+    assert_eq!((nothing_new.up_to, nothing_new.revoked), (first.up_to, vec![]));
+
     env.store.revoke_token(&tenant("B"), "jti-1", now + 600).await.unwrap();
     env.store.revoke_token(&tenant("A"), "old", now - 1).await.unwrap();
     env.store.revoke_token(&tenant("A"), "now", now).await.unwrap();
-    let v2 = env.version().await;
+    let before_again = server.revocations_since(first.up_to, now).await.unwrap();
     env.store.revoke_token(&tenant("A"), "jti-1", now + 600).await.unwrap();
-    assert_eq!(env.version().await, v2, "revoked twice: nothing new");
+    let again = server.revocations_since(before_again.up_to, now).await.unwrap();
+    assert_eq!((again.up_to, again.revoked), (before_again.up_to, vec![]), "revoked twice: nothing new");
 
-    let revoked = server.load_directory().await.unwrap().revoked;
-    assert_eq!(revoked, [(tenant("A"), "jti-1".to_string()), (tenant("B"), "jti-1".to_string())]);
+    // Read from the point after the first: only what came later, in order,
+    // without the tokens expired by now.
+    assert_eq!(before_again.revoked, [revocation("B", "jti-1", now + 600)]);
+    let all = server.revocations_since(0, now).await.unwrap();
+    assert_eq!(all.revoked, [revocation("A", "jti-1", now + 600), revocation("B", "jti-1", now + 600)]);
+    assert_eq!(all.up_to, before_again.up_to);
 
     assert_eq!(env.store.prune_revocations(now).await.unwrap(), 2);
-    assert_eq!(env.version().await, v2, "expired revocations were not in the directory");
+    assert_eq!(server.change_version().await.unwrap(), v, "pruning does not reload the directory");
     assert_eq!(env.store.prune_revocations(now).await.unwrap(), 0);
-    assert_eq!(server.load_directory().await.unwrap().revoked.len(), 2);
+    assert_eq!(server.revocations_since(0, now).await.unwrap().revoked.len(), 2);
     assert_eq!(env.store.prune_revocations(now + 600).await.unwrap(), 2);
+    let pruned = server.revocations_since(0, now).await.unwrap();
+    assert_eq!((pruned.up_to, pruned.revoked), (all.up_to, vec![]), "the sequence never goes back");
 
     let e = env.store.revoke_token(&tenant("NOPE"), "x", now + 600).await;
     assert!(matches!(e, Err(StoreError::Rejected(_))), "{e:?}");
+    assert_eq!(server.revocations_since(0, now).await.unwrap().up_to, all.up_to, "a refused revocation takes no point");
+}
+
+/// The in-memory directory over a real store: a revocation is read on its
+/// own, without a reload; a reload opens only keys it has not opened yet.
+async fn a_reload_reuses_opened_keys_and_keeps_revocations(env: Env) {
+    env.import("[[tenants]]\nid = \"A\"\n[[tenants]]\nid = \"B\"\nsigning_alg = \"RS256\"\n").await.unwrap();
+    let master = MasterKey::generate().unwrap();
+    let handle = DirectoryHandle::load(env.store.clone(), master.clone(), KeyPolicy::default()).await.unwrap();
+    let before = handle.get();
+    let (a, b) = (tenant("A"), tenant("B"));
+    let now = stead_core::now();
+
+    env.store.revoke_token(&a, "gone", now + 600).await.unwrap();
+    assert!(!handle.is_revoked(&a, "gone"), "not read yet");
+    assert!(!handle.refresh_if_changed().await.unwrap(), "a revocation reloads nothing");
+    assert!(handle.is_revoked(&a, "gone"));
+    assert!(!handle.is_revoked(&b, "gone"), "revocations are per tenant");
+    assert!(Arc::ptr_eq(&handle.get(), &before));
+
+    env.import("[[tenants]]\nid = \"A\"\n[[tenants.scopes]]\nname = \"s\"\n").await.unwrap();
+    assert!(handle.refresh_if_changed().await.unwrap());
+    let after = handle.get();
+    assert_eq!(after.tenant(&a).unwrap().scopes.len(), 1);
+    for t in [&a, &b] {
+        let (old, new) = (&before.tenant(t).unwrap().active_key, &after.tenant(t).unwrap().active_key);
+        assert!(Arc::ptr_eq(old, new), "{t:?}: the key was opened again");
+    }
+    assert!(handle.is_revoked(&a, "gone"), "a reload keeps what was revoked");
+
+    // A new key is opened; the replaced one, still published, is reused.
+    let old_kid = after.tenant(&a).unwrap().active_key.kid.clone();
+    rotate_key(&*env.store, &master, &a, SigningAlg::ES256, Some(&old_kid)).await.unwrap().unwrap();
+    assert!(handle.refresh_if_changed().await.unwrap());
+    let rotated = handle.get();
+    let entry = rotated.tenant(&a).unwrap();
+    assert_ne!(entry.active_key.kid, old_kid);
+    assert!(Arc::ptr_eq(entry.key(&old_kid).unwrap(), &after.tenant(&a).unwrap().active_key));
+
+    // Another server starting now reads every revocation.
+    let other = DirectoryHandle::load(env.second().await, master, KeyPolicy::default()).await.unwrap();
+    assert!(other.is_revoked(&a, "gone"));
+    assert_eq!(other.revocations_held(), 1);
+}
+
+fn revocation(tenant_id: &str, jti: &str, expires_at: i64) -> Revocation {
+    Revocation { tenant: tenant(tenant_id), jti: jti.into(), expires_at }
 }
 
 on_both_backends!(
@@ -535,5 +597,6 @@ on_both_backends!(
     audit_records_are_appended_queried_and_pruned,
     audit_batches_commit_fast,
     the_audit_log_seals_then_commits_every_record,
-    revocations_reach_the_directory_until_they_expire,
+    revocations_reach_every_server_once_until_they_expire,
+    a_reload_reuses_opened_keys_and_keeps_revocations,
 );

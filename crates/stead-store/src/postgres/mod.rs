@@ -6,6 +6,8 @@
 //! - every write to the directory bumps `meta.change_version` in its own
 //!   transaction; replicas poll it (one single-row read) to reload within a
 //!   second of a change made anywhere;
+//! - every revocation takes the next point of `meta.revocation_seq`;
+//!   replicas read the revocations after the last point they read;
 //! - imports are one transaction each, serialized by a row lock, with
 //!   multi-row upserts (`UNNEST` of arrays: one statement per few thousand
 //!   rows);
@@ -45,7 +47,7 @@ use std::time::Duration;
 use stead_core::audit::{AuditFilter, AuditRecord};
 use stead_core::model::{ClientSecret, Customer, User};
 use stead_core::provision::ProvisioningPlan;
-use stead_core::store::{DirectoryData, ImportReport, StoredKey};
+use stead_core::store::{DirectoryData, ImportReport, RevocationsSince, StoredKey};
 use stead_core::{Store, StoreError};
 use stead_proto::TenantId;
 
@@ -380,6 +382,12 @@ impl Store for PgStore {
         let mut conn = self.acquire(&self.pool).await?;
         let result = revocations::prune(&mut conn, now).await;
         self.observe(result)
+    }
+
+    async fn revocations_since(&self, after: i64, now: i64) -> Result<RevocationsSince, StoreError> {
+        let mut conn = self.acquire(&self.control).await?;
+        let result = revocations::since(&mut conn, after, now).await;
+        self.observe_store(result)
     }
 }
 

@@ -1,10 +1,10 @@
-//! Revoked tokens (RFC 7009), kept until they expire. Every replica holds
-//! the unexpired ones in its directory, so a revocation bumps the change
-//! version.
+//! Revoked tokens (RFC 7009), kept until they expire. Each revocation takes
+//! the next point of `meta.revocation_seq`, so that replicas read each one
+//! once (`since`) instead of reloading every revocation with the directory.
 
 use super::error::{corrupt, db_err, is_foreign_key_violation};
-use super::meta;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, Row};
+use stead_core::store::{Revocation, RevocationsSince};
 use stead_core::StoreError;
 use stead_proto::TenantId;
 
@@ -33,31 +33,66 @@ pub(super) async fn revoke(
     })?
     .rows_affected();
     if inserted == 0 {
-        // Revoked already: every replica knows.
+        // Revoked already: every replica has read it or will.
         tx.rollback().await.map_err(db_err)?;
         return Ok(());
     }
-    meta::bump(&mut tx).await?;
+    // The meta row's lock, the last one a writer takes, is held until
+    // commit: replicas revoking at once get their points one after the
+    // other, in the order they commit, so a reader that sees a point sees
+    // every revocation up to it.
+    let seq: i64 =
+        sqlx::query_scalar("UPDATE meta SET revocation_seq = revocation_seq + 1 WHERE id = 1 RETURNING revocation_seq")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    sqlx::query("UPDATE revocations SET seq = $1 WHERE tenant_id = $2 AND jti = $3")
+        .bind(seq)
+        .bind(tenant.as_str())
+        .bind(jti)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
     tx.commit().await.map_err(db_err)
 }
 
-/// Deletes revocations of tokens that expired by `now`. The directory never
-/// holds those, so the change version stays.
+/// Deletes revocations of tokens that expired by `now`. Replicas forget
+/// those on their own (`RevokedTokens::prune`).
 pub(super) async fn prune(conn: &mut PgConnection, now: i64) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query("DELETE FROM revocations WHERE expires_at <= $1").bind(now).execute(conn).await?.rows_affected())
 }
 
-/// The revocations of tokens still valid at `now`.
-pub(super) async fn load(conn: &mut PgConnection, now: i64) -> Result<Vec<(TenantId, String)>, StoreError> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT tenant_id, jti FROM revocations WHERE expires_at > $1 ORDER BY tenant_id, jti")
-            .bind(now)
-            .fetch_all(conn)
-            .await
-            .map_err(db_err)?;
-    rows.into_iter()
-        .map(|(tenant, jti)| {
-            Ok((TenantId::parse(&tenant).ok_or_else(|| corrupt(format!("tenant id {tenant:?}")))?, jti))
+/// The revocations after point `after` of the sequence, of tokens still
+/// valid at `now`. The newest point is read first: every revocation up to
+/// it has committed, so the second statement sees them all.
+pub(super) async fn since(conn: &mut PgConnection, after: i64, now: i64) -> Result<RevocationsSince, StoreError> {
+    let up_to: i64 = sqlx::query_scalar("SELECT revocation_seq FROM meta WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if up_to <= after {
+        return Ok(RevocationsSince { up_to, revoked: Vec::new() });
+    }
+    let rows = sqlx::query(
+        "SELECT tenant_id, jti, expires_at FROM revocations \
+         WHERE seq > $1 AND seq <= $2 AND expires_at > $3 ORDER BY seq",
+    )
+    .bind(after)
+    .bind(up_to)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let revoked = rows
+        .iter()
+        .map(|row| {
+            let tenant: String = row.try_get("tenant_id").map_err(db_err)?;
+            Ok(Revocation {
+                tenant: TenantId::parse(&tenant).ok_or_else(|| corrupt(format!("tenant id {tenant:?}")))?,
+                jti: row.try_get("jti").map_err(db_err)?,
+                expires_at: row.try_get("expires_at").map_err(db_err)?,
+            })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok(RevocationsSince { up_to, revoked })
 }

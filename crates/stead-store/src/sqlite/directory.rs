@@ -1,9 +1,9 @@
-//! Loading the in-memory directory: tenants, scopes, clients, keys and
-//! revocations, read in one snapshot so a concurrent import is seen whole or
+//! Loading the in-memory directory: tenants, scopes, clients and keys,
+//! read in one snapshot so a concurrent import is seen whole or
 //! not at all.
 
 use super::error::{corrupt, db_err};
-use super::{json, keys, revocations, secrets};
+use super::{json, keys, secrets};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use std::collections::HashMap;
@@ -88,9 +88,8 @@ pub(super) async fn load(pool: &SqlitePool) -> Result<DirectoryData, StoreError>
     .collect::<Result<Vec<_>, StoreError>>()?;
 
     let keys = keys::load(&mut tx).await?;
-    let revoked = revocations::load(&mut tx, now).await?;
     tx.rollback().await.map_err(db_err)?;
-    Ok(DirectoryData { tenants, scopes, clients, keys, revoked })
+    Ok(DirectoryData { tenants, scopes, clients, keys })
 }
 
 fn tenant(row: &SqliteRow) -> Result<Tenant, StoreError> {

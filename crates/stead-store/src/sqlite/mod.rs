@@ -38,7 +38,7 @@ use std::time::Duration;
 use stead_core::audit::{AuditFilter, AuditRecord};
 use stead_core::model::{ClientSecret, Customer, User};
 use stead_core::provision::ProvisioningPlan;
-use stead_core::store::{DirectoryData, ImportReport, StoredKey};
+use stead_core::store::{DirectoryData, ImportReport, RevocationsSince, StoredKey};
 use stead_core::{Store, StoreError};
 use stead_proto::TenantId;
 
@@ -275,5 +275,9 @@ impl Store for SqliteStore {
 
     async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError> {
         revocations::prune(&self.write, now).await
+    }
+
+    async fn revocations_since(&self, after: i64, now: i64) -> Result<RevocationsSince, StoreError> {
+        revocations::since(&self.read, after, now).await
     }
 }

@@ -1,17 +1,20 @@
-//! Revoked tokens (RFC 7009), kept until they expire. Every server holds
-//! the unexpired ones in its directory, so a revocation bumps the change
-//! version.
+//! Revoked tokens (RFC 7009), kept until they expire. Each revocation takes
+//! the next point of `meta.revocation_seq`, so that servers read each one
+//! once (`since`) instead of reloading every revocation with the directory.
 
 use super::error::{corrupt, db_err, is_foreign_key_violation};
-use super::meta;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
+use stead_core::store::{Revocation, RevocationsSince};
 use stead_core::StoreError;
 use stead_proto::TenantId;
 
 pub(super) async fn revoke(pool: &SqlitePool, tenant: &TenantId, jti: &str, expires_at: i64) -> Result<(), StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    // The write lock (BEGIN IMMEDIATE) makes the read of the sequence and
+    // its bump one step: points are handed out in commit order.
     let inserted = sqlx::query(
-        "INSERT INTO revocations (tenant_id, jti, expires_at) VALUES (?1, ?2, ?3) \
+        "INSERT INTO revocations (tenant_id, jti, expires_at, seq) \
+         VALUES (?1, ?2, ?3, (SELECT revocation_seq + 1 FROM meta WHERE id = 1)) \
          ON CONFLICT (tenant_id, jti) DO NOTHING",
     )
     .bind(tenant.as_str())
@@ -28,16 +31,19 @@ pub(super) async fn revoke(pool: &SqlitePool, tenant: &TenantId, jti: &str, expi
     })?
     .rows_affected();
     if inserted == 0 {
-        // Revoked already: every server knows.
+        // Revoked already: every server has read it or will.
         tx.rollback().await.map_err(db_err)?;
         return Ok(());
     }
-    meta::bump(&mut tx).await?;
+    sqlx::query("UPDATE meta SET revocation_seq = revocation_seq + 1 WHERE id = 1")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
     tx.commit().await.map_err(db_err)
 }
 
-/// Deletes revocations of tokens that expired by `now`. The directory never
-/// holds those, so the change version stays.
+/// Deletes revocations of tokens that expired by `now`. Servers forget
+/// those on their own (`RevokedTokens::prune`).
 pub(super) async fn prune(pool: &SqlitePool, now: i64) -> Result<u64, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let deleted = sqlx::query("DELETE FROM revocations WHERE expires_at <= ?1")
@@ -50,17 +56,37 @@ pub(super) async fn prune(pool: &SqlitePool, now: i64) -> Result<u64, StoreError
     Ok(deleted)
 }
 
-/// The revocations of tokens still valid at `now`.
-pub(super) async fn load(conn: &mut SqliteConnection, now: i64) -> Result<Vec<(TenantId, String)>, StoreError> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT tenant_id, jti FROM revocations WHERE expires_at > ?1 ORDER BY tenant_id, jti")
-            .bind(now)
-            .fetch_all(conn)
-            .await
-            .map_err(db_err)?;
-    rows.into_iter()
-        .map(|(tenant, jti)| {
-            Ok((TenantId::parse(&tenant).ok_or_else(|| corrupt(format!("tenant id {tenant:?}")))?, jti))
+/// The revocations after point `after` of the sequence, of tokens still
+/// valid at `now`, read in one snapshot with the newest point.
+pub(super) async fn since(pool: &SqlitePool, after: i64, now: i64) -> Result<RevocationsSince, StoreError> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let up_to: i64 =
+        sqlx::query_scalar("SELECT revocation_seq FROM meta WHERE id = 1").fetch_one(&mut *tx).await.map_err(db_err)?;
+    if up_to <= after {
+        tx.rollback().await.map_err(db_err)?;
+        return Ok(RevocationsSince { up_to, revoked: Vec::new() });
+    }
+    let rows = sqlx::query(
+        "SELECT tenant_id, jti, expires_at FROM revocations \
+         WHERE seq > ?1 AND seq <= ?2 AND expires_at > ?3 ORDER BY seq",
+    )
+    .bind(after)
+    .bind(up_to)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    tx.rollback().await.map_err(db_err)?;
+    let revoked = rows
+        .iter()
+        .map(|row| {
+            let tenant: String = row.try_get("tenant_id").map_err(db_err)?;
+            Ok(Revocation {
+                tenant: TenantId::parse(&tenant).ok_or_else(|| corrupt(format!("tenant id {tenant:?}")))?,
+                jti: row.try_get("jti").map_err(db_err)?,
+                expires_at: row.try_get("expires_at").map_err(db_err)?,
+            })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok(RevocationsSince { up_to, revoked })
 }

@@ -170,6 +170,6 @@ impl Snapshot {
             .iter()
             .map(|(t, c)| (t, c, c.secrets.iter().map(|s| (s.hash, s.created_at, s.expires_at)).collect::<Vec<_>>()))
             .collect();
-        Snapshot(format!("{:?}\n{:?}\n{:?}\n{:?}\n{:?}", d.tenants, d.scopes, clients, keys, d.revoked))
+        Snapshot(format!("{:?}\n{:?}\n{:?}\n{:?}", d.tenants, d.scopes, clients, keys))
     }
 }
