@@ -48,10 +48,10 @@ impl TenantEntry {
 pub struct Directory {
     pub version: i64,
     pub tenants: HashMap<TenantId, Arc<TenantEntry>>,
-    /// The keys opened for this directory, by their sealed form: the next
-    /// load reuses those still stored instead of decrypting and parsing
-    /// every key again (an RSA key takes ~0.1 ms).
-    opened: HashMap<Vec<u8>, Arc<SigningKey>>,
+    /// The keys opened for this directory, by tenant and sealed form: the
+    /// next load reuses those still stored instead of decrypting and
+    /// parsing every key again (an RSA key takes ~0.1 ms).
+    opened: HashMap<(TenantId, Vec<u8>), Arc<SigningKey>>,
 }
 
 impl Directory {
@@ -117,14 +117,31 @@ impl DirectoryHandle {
     pub async fn refresh_if_changed(&self) -> Result<bool, StoreError> {
         let checked_at = crate::now_ms();
         let changed = self.reload_if_changed().await?;
-        self.revoked.apply(self.store.revocations_since(self.revoked.up_to(), crate::now()).await?);
+        self.read_revocations().await?;
         self.confirmed_ms.fetch_max(checked_at, std::sync::atomic::Ordering::Relaxed);
         Ok(changed)
     }
 
+    /// Reads the revocations recorded since the last read.
+    async fn read_revocations(&self) -> Result<(), StoreError> {
+        let after = self.revoked.up_to();
+        let read = self.store.revocations_since(after, crate::now()).await?;
+        if read.up_to >= after {
+            self.revoked.apply(read);
+            return Ok(());
+        }
+        // Storage's sequence went back: restored from a backup, or a
+        // failover lost its last commits. Points this server read may be
+        // handed out again, so read everything again from the start; what
+        // it holds already stays revoked.
+        tracing::warn!(held = after, stored = read.up_to, "the revocation sequence went back; reading it all again");
+        self.revoked.rewind(self.store.revocations_since(0, crate::now()).await?);
+        Ok(())
+    }
+
     async fn reload_if_changed(&self) -> Result<bool, StoreError> {
         let version = self.store.change_version().await?;
-        let current = self.current.load();
+        let current = self.current.load_full();
         let rotation_due = self.policy.rotation_period.is_some_and(|period| {
             let now = crate::now();
             current.tenants.values().any(|t| t.active_since + period <= now)
@@ -211,15 +228,18 @@ async fn build(
         let mut keys = Vec::new();
         let mut active = None;
         for s in stored {
-            // The same sealed bytes open to the same key.
-            let key = match previous.opened.get(&s.sealed_private_key) {
-                Some(key) => key.clone(),
-                None => match open_key(master, s) {
+            // The same sealed bytes of the same row open to the same key.
+            // The tenant, kid and alg must match as well: the sealed key is
+            // bound to its row (key_context), which opening would check.
+            let cached = (tenant.id.clone(), s.sealed_private_key.clone());
+            let key = match previous.opened.get(&cached) {
+                Some(key) if key.kid == s.kid && key.alg == s.alg => key.clone(),
+                _ => match open_key(master, s) {
                     Some(key) => Arc::new(key),
                     None => continue,
                 },
             };
-            opened.insert(s.sealed_private_key.clone(), key.clone());
+            opened.insert(cached, key.clone());
             if active.is_none() && s.retired_at.is_none() && s.alg == tenant.signing_alg {
                 active = Some((key.clone(), s.created_at));
             }

@@ -38,11 +38,21 @@ impl RevokedTokens {
     /// revocation) and end in either order: every revocation read is
     /// kept, and the point only moves forward.
     pub fn apply(&self, since: RevocationsSince) {
+        self.add(since, i64::max);
+    }
+
+    /// Adds a read from the start of a sequence that went back, and
+    /// continues from its point. What is held stays: it was revoked.
+    pub fn rewind(&self, all: RevocationsSince) {
+        self.add(all, |_held, read| read);
+    }
+
+    fn add(&self, read: RevocationsSince, point: impl FnOnce(i64, i64) -> i64) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        for r in since.revoked {
+        for r in read.revoked {
             inner.by_tenant.entry(r.tenant).or_default().insert(r.jti, r.expires_at);
         }
-        inner.up_to = inner.up_to.max(since.up_to);
+        inner.up_to = point(inner.up_to, read.up_to);
     }
 
     /// Forgets the revocations of tokens expired by `now`: such a token is
@@ -112,6 +122,15 @@ mod tests {
         assert_eq!(set.up_to(), 5, "the point never moves back");
         assert!(set.contains(&tenant("A"), "j2"));
         assert_eq!(set.len(), 2);
+    }
+
+    #[test]
+    fn a_rewind_keeps_what_was_held_and_moves_the_point_back() {
+        let set = RevokedTokens::default();
+        set.apply(revoked(9, &[("A", "lost", 100)]));
+        set.rewind(revoked(4, &[("A", "kept", 100)]));
+        assert_eq!(set.up_to(), 4);
+        assert!(set.contains(&tenant("A"), "lost") && set.contains(&tenant("A"), "kept"));
     }
 
     #[test]

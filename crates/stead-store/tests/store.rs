@@ -573,10 +573,79 @@ async fn a_reload_reuses_opened_keys_and_keeps_revocations(env: Env) {
     assert_ne!(entry.active_key.kid, old_kid);
     assert!(Arc::ptr_eq(entry.key(&old_kid).unwrap(), &after.tenant(&a).unwrap().active_key));
 
+    // The sequence goes back (a restore from backup): the server notices
+    // at its next refresh and reads on from the restored point, so the
+    // points handed out again are read too.
+    env.execute("UPDATE meta SET revocation_seq = 0 WHERE id = 1").await;
+    handle.refresh_if_changed().await.unwrap();
+    env.store.revoke_token(&a, "after-restore", now + 600).await.unwrap();
+    handle.refresh_if_changed().await.unwrap();
+    assert!(handle.is_revoked(&a, "after-restore"));
+    assert!(handle.is_revoked(&a, "gone"), "what was held stays revoked");
+
     // Another server starting now reads every revocation.
     let other = DirectoryHandle::load(env.second().await, master, KeyPolicy::default()).await.unwrap();
-    assert!(other.is_revoked(&a, "gone"));
-    assert_eq!(other.revocations_held(), 1);
+    assert!(other.is_revoked(&a, "gone") && other.is_revoked(&a, "after-restore"));
+    assert_eq!(other.revocations_held(), 2);
+}
+
+/// Several servers revoking at once while another reads on from its last
+/// point: every revocation is read, none twice is needed, none skipped.
+async fn concurrent_revocations_are_all_read_in_order(env: Env) {
+    env.import("[[tenants]]\nid = \"A\"\n").await.unwrap();
+    let now = stead_core::now();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let store = env.second().await;
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                store.revoke_token(&tenant("A"), &format!("w{w}-{i}"), now + 600).await.unwrap();
+            }
+        }));
+    }
+    let reader = env.second().await;
+    let mut seen = std::collections::HashSet::new();
+    let mut up_to = 0;
+    let mut reads = 0;
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
+        let read = reader.revocations_since(up_to, now).await.unwrap();
+        assert!(read.up_to >= up_to, "the point went back: {} < {up_to}", read.up_to);
+        for r in read.revoked {
+            assert!(seen.insert(r.jti.clone()), "{} read twice", r.jti);
+        }
+        up_to = read.up_to;
+        reads += 1;
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(seen.len(), 100, "after {reads} reads");
+    assert_eq!(up_to, reader.revocations_since(0, now).await.unwrap().up_to);
+}
+
+/// A stead from before the revocation sequence, still running beside newer
+/// ones, writes revocations without a point (seq 0): they are read all the
+/// same, and revoking the same token again does not hide it.
+async fn revocations_of_an_older_stead_are_read(env: Env) {
+    env.import("[[tenants]]\nid = \"A\"\n").await.unwrap();
+    let now = stead_core::now();
+    let exp = now + 600;
+    let older = format!("INSERT INTO revocations (tenant_id, jti, expires_at) VALUES ('A', 'old-binary', {exp})");
+    assert_eq!(env.execute(&older).await, 1);
+    env.execute("UPDATE meta SET change_version = change_version + 1 WHERE id = 1").await;
+    let server = env.second().await;
+    let first = server.revocations_since(0, now).await.unwrap();
+    assert_eq!(first.revoked, [revocation("A", "old-binary", exp)]);
+    let later = server.revocations_since(first.up_to, now).await.unwrap();
+    assert_eq!(later.revoked, [revocation("A", "old-binary", exp)], "read on every poll while it lasts");
+    env.store.revoke_token(&tenant("A"), "old-binary", exp).await.unwrap();
+    assert_eq!(server.revocations_since(first.up_to, now).await.unwrap().revoked.len(), 1);
+    assert!(server.revocations_since(0, exp).await.unwrap().revoked.is_empty(), "expired: not read");
 }
 
 fn revocation(tenant_id: &str, jti: &str, expires_at: i64) -> Revocation {
@@ -599,4 +668,6 @@ on_both_backends!(
     the_audit_log_seals_then_commits_every_record,
     revocations_reach_every_server_once_until_they_expire,
     a_reload_reuses_opened_keys_and_keeps_revocations,
+    concurrent_revocations_are_all_read_in_order,
+    revocations_of_an_older_stead_are_read,
 );

@@ -63,19 +63,18 @@ pub(super) async fn prune(conn: &mut PgConnection, now: i64) -> Result<u64, sqlx
 }
 
 /// The revocations after point `after` of the sequence, of tokens still
-/// valid at `now`. The newest point is read first: every revocation up to
+/// valid at `now`, and those without a point (seq 0: written by a stead
+/// from before the sequence, still running beside newer ones; there are
+/// none once every server is upgraded and they have expired). The newest point is read first: every revocation up to
 /// it has committed, so the second statement sees them all.
 pub(super) async fn since(conn: &mut PgConnection, after: i64, now: i64) -> Result<RevocationsSince, StoreError> {
     let up_to: i64 = sqlx::query_scalar("SELECT revocation_seq FROM meta WHERE id = 1")
         .fetch_one(&mut *conn)
         .await
         .map_err(db_err)?;
-    if up_to <= after {
-        return Ok(RevocationsSince { up_to, revoked: Vec::new() });
-    }
     let rows = sqlx::query(
         "SELECT tenant_id, jti, expires_at FROM revocations \
-         WHERE seq > $1 AND seq <= $2 AND expires_at > $3 ORDER BY seq",
+         WHERE ((seq > $1 AND seq <= $2) OR seq = 0) AND expires_at > $3 ORDER BY seq",
     )
     .bind(after)
     .bind(up_to)

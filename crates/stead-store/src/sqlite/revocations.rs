@@ -57,18 +57,17 @@ pub(super) async fn prune(pool: &SqlitePool, now: i64) -> Result<u64, StoreError
 }
 
 /// The revocations after point `after` of the sequence, of tokens still
-/// valid at `now`, read in one snapshot with the newest point.
+/// valid at `now`, and those without a point (seq 0: written by a stead
+/// from before the sequence, still running beside newer ones; there are
+/// none once every server is upgraded and they have expired), read in one
+/// snapshot with the newest point.
 pub(super) async fn since(pool: &SqlitePool, after: i64, now: i64) -> Result<RevocationsSince, StoreError> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     let up_to: i64 =
         sqlx::query_scalar("SELECT revocation_seq FROM meta WHERE id = 1").fetch_one(&mut *tx).await.map_err(db_err)?;
-    if up_to <= after {
-        tx.rollback().await.map_err(db_err)?;
-        return Ok(RevocationsSince { up_to, revoked: Vec::new() });
-    }
     let rows = sqlx::query(
         "SELECT tenant_id, jti, expires_at FROM revocations \
-         WHERE seq > ?1 AND seq <= ?2 AND expires_at > ?3 ORDER BY seq",
+         WHERE ((seq > ?1 AND seq <= ?2) OR seq = 0) AND expires_at > ?3 ORDER BY seq",
     )
     .bind(after)
     .bind(up_to)

@@ -92,6 +92,20 @@ impl Env {
         }
     }
 
+    /// Runs one SQL statement on the database directly, as another program
+    /// (an older stead) would; returns the rows it changed.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        match (&self.dir, &self.db) {
+            (Some(dir), _) => {
+                let conn = rusqlite::Connection::open(dir.path().join("stead.db")).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                conn.execute(sql, []).unwrap() as u64
+            }
+            (_, Some(db)) => db.execute(sql).await.unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
     pub fn plan(&self, text: &str) -> ProvisioningPlan {
         provision::parse(text, &self.hasher).unwrap()
     }
