@@ -6,6 +6,7 @@
 //! above the `Store` trait knows which one runs.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 pub use postgres::{PgOptions, PgStore};

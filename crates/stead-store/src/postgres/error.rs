@@ -103,10 +103,7 @@ pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
 }
 
-/// A value read from the database that stead could not have written.
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("unexpected value in the database: {what}"))
-}
+pub(crate) use crate::rows::corrupt;
 
 #[cfg(test)]
 mod tests {

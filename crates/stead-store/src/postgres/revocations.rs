@@ -2,9 +2,10 @@
 //! the next point of `meta.revocation_seq`, so that replicas read each one
 //! once (`since`) instead of reloading every revocation with the directory.
 
-use super::error::{corrupt, db_err, is_foreign_key_violation};
-use sqlx::{Connection, PgConnection, Row};
-use stead_core::store::{Revocation, RevocationsSince};
+use super::error::{db_err, is_foreign_key_violation};
+use crate::rows;
+use sqlx::{Connection, PgConnection};
+use stead_core::store::RevocationsSince;
 use stead_core::StoreError;
 use stead_proto::TenantId;
 
@@ -72,7 +73,7 @@ pub(super) async fn since(conn: &mut PgConnection, after: i64, now: i64) -> Resu
         .fetch_one(&mut *conn)
         .await
         .map_err(db_err)?;
-    let rows = sqlx::query(
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT tenant_id, jti, expires_at FROM revocations \
          WHERE ((seq > $1 AND seq <= $2) OR seq = 0) AND expires_at > $3 ORDER BY seq",
     )
@@ -82,16 +83,6 @@ pub(super) async fn since(conn: &mut PgConnection, after: i64, now: i64) -> Resu
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    let revoked = rows
-        .iter()
-        .map(|row| {
-            let tenant: String = row.try_get("tenant_id").map_err(db_err)?;
-            Ok(Revocation {
-                tenant: TenantId::parse(&tenant).ok_or_else(|| corrupt(format!("tenant id {tenant:?}")))?,
-                jti: row.try_get("jti").map_err(db_err)?,
-                expires_at: row.try_get("expires_at").map_err(db_err)?,
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let revoked = rows::revocations(rows)?;
     Ok(RevocationsSince { up_to, revoked })
 }
