@@ -1,6 +1,7 @@
 //! Signing keys: generated with aws-lc-rs, stored as sealed PKCS#8, parsed
 //! once when loaded and then used for every token without re-parsing.
 
+use crate::ed25519::Ed25519Signer;
 use crate::es256::Es256Signer;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -84,7 +85,7 @@ impl From<aws_lc_rs::error::KeyRejected> for KeyError {
 enum KeyPairInner {
     Es256(Es256Signer),
     Rs256(RsaKeyPair),
-    EdDsa(Ed25519KeyPair),
+    EdDsa(Ed25519Signer),
 }
 
 /// A parsed signing key with its public JWK and its precomputed JWS header.
@@ -120,8 +121,8 @@ impl SigningKey {
                 (KeyPairInner::Es256(signer), jwk, point.to_vec())
             }
             SigningAlg::EdDSA => {
-                let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)?;
-                let public = pair.public_key().as_ref().to_vec();
+                let rejected = || KeyError::Rejected("not an Ed25519 private key".into());
+                let (pair, public) = Ed25519Signer::from_pkcs8(der).ok_or_else(rejected)?;
                 let jwk = jwk_base("OKP", alg, Some("Ed25519"), Some(&public), None, None, None);
                 (KeyPairInner::EdDsa(pair), jwk, public)
             }
@@ -156,7 +157,7 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &self.pair {
             KeyPairInner::Es256(k) => k.sign(message),
-            KeyPairInner::EdDsa(k) => k.sign(message).as_ref().to_vec(),
+            KeyPairInner::EdDsa(k) => k.sign(message),
             KeyPairInner::Rs256(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
                 k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut sig).expect("RSA signing");

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod directory;
+mod ed25519;
 pub mod error;
 mod es256;
 pub mod jwt;
