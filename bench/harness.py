@@ -478,7 +478,7 @@ def report(machine, opts, res, extra, limits):
         lines.append("⚠ a cargo/rustc process was running when this run ended: the number is not trustworthy.")
     lines.append("")
     if limits:
-        lines.append("Bare signing on one core (criterion `sign_raw`, aws-lc-rs, key parsed once): " + ", ".join(
+        lines.append("Bare signing on one core (criterion `sign_raw`, stead-core's signers, keys parsed once): " + ", ".join(
             f"{a} {v['ns'] / 1000:.1f} µs = {fmt_int(v['per_s'])}/s" for a, v in limits.items()) + ".")
     if "import_large_s" in extra:
         lines.append(f"Import: 1k-user file {extra['import_small_s']:.2f} s; "

@@ -24,7 +24,7 @@ import sys
 
 # Innermost match wins (frames are scanned from the leaf outwards).
 STEPS = [
-    ("sign: aws-lc signature", re.compile(r"stead_core::keys::SigningKey::sign")),
+    ("sign: the signature (SigningKey::sign)", re.compile(r"stead_core::keys::SigningKey::sign")),
     ("sign: claims → JSON → base64url (jwt::sign_claims)", re.compile(r"stead_core::jwt::sign_claims")),
     ("issue: claims, jti, response (TokenService::claims, ::sign)",
      re.compile(r"TokenService::claims|TokenService::sign|new_jti")),
