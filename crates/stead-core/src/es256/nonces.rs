@@ -21,6 +21,10 @@
 //! slot is zeroed before anything else can read it. A batch is at most
 //! [`BATCH`] nonces; the memory they occupy is zeroed when they are used
 //! and when the thread ends.
+//!
+//! A forked child would inherit its parent's batches, and a nonce signed
+//! with in both gives the key away: stead never forks a process that
+//! signs (it starts no child processes at all).
 
 use aws_lc_sys as sys;
 use p256::elliptic_curve::ops::Reduce;
