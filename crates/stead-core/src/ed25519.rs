@@ -5,7 +5,6 @@
 //! (RFC 8032 §5.1.6, deterministic) without that set-up, as
 //! [`crate::es256`] does for ES256.
 
-use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use aws_lc_sys as sys;
 use zeroize::Zeroize;
@@ -13,6 +12,8 @@ use zeroize::Zeroize;
 /// RFC 8032 §5.1.5: the 32-byte seed, then the 32-byte public key, as
 /// `ED25519_sign` takes them.
 const PRIVATE_KEY: usize = 64;
+const SEED: usize = 32;
+const PUBLIC_KEY: usize = 32;
 const SIGNATURE: usize = 64;
 
 /// An Ed25519 private key. Its `Debug` output and logs never show the key;
@@ -23,19 +24,41 @@ pub(crate) struct Ed25519Signer {
 
 impl Ed25519Signer {
     /// Parses a PKCS#8 Ed25519 private key (v1, or v2 whose public key must
-    /// match the seed), as aws-lc-rs does; `None` when `der` is not one.
+    /// match the seed); `None` when `der` is not one. Returns the signer
+    /// and its public key, derived here from the seed.
     pub(crate) fn from_pkcs8(der: &[u8]) -> Option<(Ed25519Signer, Vec<u8>)> {
+        // aws-lc-rs decides which documents are Ed25519 keys, as before.
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).ok()?;
-        let public = pair.public_key().as_ref().to_vec();
-        let seed = pair.seed().ok()?.as_be_bytes().ok()?;
-        let (seed, public_part) = (seed.as_ref(), public.as_slice());
-        if seed.len() + public_part.len() != PRIVATE_KEY {
-            return None;
-        }
-        let mut private = [0u8; PRIVATE_KEY];
-        private[..seed.len()].copy_from_slice(seed);
-        private[seed.len()..].copy_from_slice(public_part);
-        Some((Ed25519Signer { private }, public))
+        let mut seed = [0u8; SEED];
+        let mut signer = Ed25519Signer { private: [0u8; PRIVATE_KEY] };
+        let mut public = [0u8; PUBLIC_KEY];
+        // SAFETY: the CBS borrows `der` only during the parse, and the
+        // EVP_PKEY (whose memory AWS-LC wipes when freeing it) is freed
+        // before leaving the block; every output buffer has the length
+        // AWS-LC writes into it.
+        let parsed = unsafe {
+            let mut cbs = std::mem::MaybeUninit::<sys::CBS>::uninit();
+            sys::CBS_init(cbs.as_mut_ptr(), der.as_ptr(), der.len());
+            let mut cbs = cbs.assume_init();
+            let pkey = sys::EVP_parse_private_key(&mut cbs);
+            let mut len = seed.len();
+            // The seed goes straight into a buffer that is zeroed below
+            // (aws-lc-rs's `seed()` would leave a copy in freed memory).
+            let parsed = !pkey.is_null()
+                && sys::EVP_PKEY_id(pkey) == sys::EVP_PKEY_ED25519
+                && sys::EVP_PKEY_get_raw_private_key(pkey, seed.as_mut_ptr(), &mut len) == 1
+                && len == SEED;
+            sys::EVP_PKEY_free(pkey);
+            if parsed {
+                // RFC 8032 §5.1.5: the public key, and seed || public key
+                // as ED25519_sign takes it, both from the seed.
+                sys::ED25519_keypair_from_seed(public.as_mut_ptr(), signer.private.as_mut_ptr(), seed.as_ptr());
+            }
+            parsed
+        };
+        seed.zeroize();
+        // ED25519_sign trusts the public half: it must be the seed's.
+        (parsed && public.as_slice() == pair.public_key().as_ref()).then(|| (signer, public.to_vec()))
     }
 
     /// The Ed25519 signature of `message` (RFC 8037 §3.1: the 64 bytes of
@@ -93,9 +116,10 @@ mod tests {
         let mut der =
             vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
         der.extend_from_slice(&seed);
-        let (signer, _) = Ed25519Signer::from_pkcs8(&der).unwrap();
-        let hex: String = signer.sign(b"").iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, expected);
+        let (signer, public) = Ed25519Signer::from_pkcs8(&der).unwrap();
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(&public), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert_eq!(hex(&signer.sign(b"")), expected);
     }
 
     #[test]
@@ -105,5 +129,11 @@ mod tests {
         assert!(Ed25519Signer::from_pkcs8(p256.as_ref()).is_none());
         assert!(Ed25519Signer::from_pkcs8(b"not a key").is_none());
         assert!(Ed25519Signer::from_pkcs8(&[]).is_none());
+        // A v2 document whose public key is not the seed's.
+        let v2 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        assert!(Ed25519Signer::from_pkcs8(v2.as_ref()).is_some());
+        let mut mismatched = v2.as_ref().to_vec();
+        *mismatched.last_mut().unwrap() ^= 1;
+        assert!(Ed25519Signer::from_pkcs8(&mismatched).is_none());
     }
 }

@@ -22,12 +22,19 @@
 //! [`BATCH`] nonces; the memory they occupy is zeroed when they are used
 //! and when the thread ends.
 //!
-//! A forked child would inherit its parent's batches, and a nonce signed
-//! with in both gives the key away: stead never forks a process that
-//! signs (it starts no child processes at all).
+//! The nonces are random, as FIPS 186-5 §6.4.1 has them, not also hashed
+//! from the key and the message as AWS-LC's own `ECDSA_do_sign` does: a
+//! copy of a process's memory that goes on signing beside the original
+//! (a fork, or a VM cloned from a snapshot) would use the same pending
+//! nonces, and two signatures with one nonce give the key away. A batch
+//! made by another process (a fork) is never used: it is dropped when the
+//! process id differs. A VM snapshot cannot be seen from inside; do not
+//! resume two clones of a snapshot taken while stead was running (stead
+//! itself starts no child processes).
 
 use aws_lc_sys as sys;
 use p256::elliptic_curve::ops::Reduce;
+use p256::elliptic_curve::subtle::ConstantTimeEq;
 use p256::elliptic_curve::zeroize::Zeroize;
 use p256::elliptic_curve::{Field, PrimeField};
 use p256::{FieldBytes, Scalar, U256};
@@ -52,16 +59,25 @@ impl Drop for Nonce {
     }
 }
 
+/// A thread's nonces and the process that made them.
+struct Pool {
+    process: u32,
+    nonces: Vec<Nonce>,
+}
+
 thread_local! {
-    static POOL: RefCell<Vec<Nonce>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { process: 0, nonces: Vec::new() }) };
 }
 
 /// A nonce never handed out before, from this thread's batch (made anew
-/// when it is empty).
+/// when it is empty, or was made by another process).
 pub(super) fn take() -> Nonce {
-    POOL.with_borrow_mut(|pool| {
-        if pool.is_empty() {
+    POOL.with_borrow_mut(|Pool { process, nonces: pool }| {
+        let this_process = std::process::id();
+        if pool.is_empty() || *process != this_process {
+            // The old batch (a forked parent's) is zeroed as it is dropped.
             *pool = precompute(BATCH);
+            *process = this_process;
         }
         let last = pool.len() - 1;
         let nonce = Nonce { r: pool[last].r, k_inv: pool[last].k_inv };
@@ -74,11 +90,12 @@ pub(super) fn take() -> Nonce {
 /// `count` fresh nonces.
 fn precompute(count: usize) -> Vec<Nonce> {
     let mut ks: Vec<Scalar> = (0..count).map(|_| random_nonzero_scalar()).collect();
-    let mut batch = from_k(&ks);
+    let batch = from_k(&ks);
     ks.zeroize();
-    // SEC 1 §4.1.3 step 1.3: r = 0 (probability ~2⁻²⁵⁶) takes another k.
-    while batch.len() < count {
-        batch.extend(from_k(&[random_nonzero_scalar()]));
+    // SEC 1 §4.1.3 step 1.3: r = 0 (probability ~2⁻²⁵⁶) leaves fewer than
+    // `count`; the next batch comes sooner.
+    if batch.is_empty() {
+        return precompute(count);
     }
     batch
 }
@@ -87,13 +104,24 @@ fn precompute(count: usize) -> Vec<Nonce> {
 /// caller zeroes its `ks`.
 pub(super) fn from_k(ks: &[Scalar]) -> Vec<Nonce> {
     let base = BaseMultiplier::new();
-    // The nonces hold `k` in `k_inv` until the inversion below.
-    let mut batch: Vec<Nonce> = ks
-        .iter()
-        .map(|k| Nonce { r: base.x_mod_n(k), k_inv: *k })
-        .filter(|nonce| !bool::from(nonce.r.is_zero()))
-        .collect();
+    // The nonces hold `k` in `k_inv` until the inversion below. Allocated
+    // once at full size: a reallocation would leave copies of k behind.
+    let mut batch = Vec::with_capacity(ks.len());
+    let mut kept = Vec::with_capacity(ks.len());
+    for k in ks {
+        let nonce = Nonce { r: base.x_mod_n(k), k_inv: *k };
+        if !bool::from(nonce.r.is_zero()) {
+            batch.push(nonce);
+            kept.push(*k);
+        }
+    }
     invert_in_place(&mut batch);
+    // A fault in the arithmetic would spoil every signature of the batch:
+    // check each inverse (one multiplication, a fraction of a percent).
+    for (nonce, k) in batch.iter().zip(&kept) {
+        assert!(bool::from((nonce.k_inv * k).ct_eq(&Scalar::ONE)), "ECDSA nonce inversion failed");
+    }
+    kept.zeroize();
     batch
 }
 
@@ -111,9 +139,10 @@ fn invert_in_place(batch: &mut [Nonce]) {
     // `invert` is constant-time (Fermat, a public exponent).
     let mut inverse = product.invert().expect("a product of non-zero scalars mod a prime is non-zero");
     for (nonce, prefix) in batch.iter_mut().zip(&prefixes).rev() {
-        let k = nonce.k_inv;
+        let mut k = nonce.k_inv;
         nonce.k_inv = inverse * prefix;
         inverse *= k;
+        k.zeroize();
     }
     prefixes.zeroize();
     product.zeroize();
@@ -234,6 +263,28 @@ mod tests {
         let r = BaseMultiplier::new().x_mod_n(&Scalar::ONE);
         let hex: String = r.to_repr().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, gx);
+    }
+
+    #[test]
+    fn a_batch_made_by_another_process_is_never_used() {
+        let first = take();
+        let left = |process: Option<u32>| {
+            POOL.with_borrow_mut(|pool| {
+                if let Some(process) = process {
+                    pool.process = process;
+                }
+                (pool.nonces.len(), pool.nonces.iter().map(|n| n.r.to_repr()).collect::<HashSet<_>>())
+            })
+        };
+        let (count, before) = left(None);
+        assert!(count < BATCH);
+        // As if this thread's batch had been inherited from a parent.
+        left(Some(std::process::id().wrapping_add(1)));
+        let second = take();
+        let (count, after) = left(None);
+        assert_eq!(count, BATCH - 1, "a new batch was made");
+        assert!(before.is_disjoint(&after) && !before.contains(&second.r.to_repr()));
+        assert_ne!(first.r, second.r);
     }
 
     #[test]
