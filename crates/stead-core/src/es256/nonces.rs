@@ -40,6 +40,8 @@ use p256::elliptic_curve::{Field, PrimeField};
 use p256::{FieldBytes, Scalar, U256};
 use std::cell::RefCell;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
 
 /// Nonces made at once: one inversion each 32 signatures (~1/3 µs a
 /// signature) and ~0.3 ms of work when a thread's batch runs out.
@@ -59,25 +61,40 @@ impl Drop for Nonce {
     }
 }
 
-/// A thread's nonces and the process that made them.
+/// A thread's nonces and the fork generation they were made in.
 struct Pool {
-    process: u32,
+    forks: u64,
     nonces: Vec<Nonce>,
 }
 
 thread_local! {
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { process: 0, nonces: Vec::new() }) };
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { forks: 0, nonces: Vec::new() }) };
+}
+
+/// How many times this process's ancestry forked since the first nonce
+/// was taken: `pthread_atfork` counts each fork in the child. (A process
+/// id would do too, but glibc makes `getpid` a system call each time.)
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A nonce never handed out before, from this thread's batch (made anew
-/// when it is empty, or was made by another process).
+/// when it is empty, or was made before a fork).
 pub(super) fn take() -> Nonce {
-    POOL.with_borrow_mut(|Pool { process, nonces: pool }| {
-        let this_process = std::process::id();
-        if pool.is_empty() || *process != this_process {
+    static REGISTER: Once = Once::new();
+    // SAFETY: the handler only increments an atomic, which is
+    // async-signal-safe as a fork child handler must be.
+    REGISTER.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(count_fork_in_child));
+    });
+    POOL.with_borrow_mut(|Pool { forks, nonces: pool }| {
+        let now = FORKS.load(Ordering::Relaxed);
+        if pool.is_empty() || *forks != now {
             // The old batch (a forked parent's) is zeroed as it is dropped.
             *pool = precompute(BATCH);
-            *process = this_process;
+            *forks = now;
         }
         let last = pool.len() - 1;
         let nonce = Nonce { r: pool[last].r, k_inv: pool[last].k_inv };
@@ -266,22 +283,19 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_made_by_another_process_is_never_used() {
+    fn a_batch_made_before_a_fork_is_never_used() {
         let first = take();
-        let left = |process: Option<u32>| {
-            POOL.with_borrow_mut(|pool| {
-                if let Some(process) = process {
-                    pool.process = process;
-                }
+        let left = || {
+            POOL.with_borrow(|pool| {
                 (pool.nonces.len(), pool.nonces.iter().map(|n| n.r.to_repr()).collect::<HashSet<_>>())
             })
         };
-        let (count, before) = left(None);
+        let (count, before) = left();
         assert!(count < BATCH);
-        // As if this thread's batch had been inherited from a parent.
-        left(Some(std::process::id().wrapping_add(1)));
+        // What the fork handler does in a child.
+        count_fork_in_child();
         let second = take();
-        let (count, after) = left(None);
+        let (count, after) = left();
         assert_eq!(count, BATCH - 1, "a new batch was made");
         assert!(before.is_disjoint(&after) && !before.contains(&second.r.to_repr()));
         assert_ne!(first.r, second.r);
