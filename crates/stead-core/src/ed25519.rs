@@ -5,6 +5,7 @@
 //! (RFC 8032 §5.1.6, deterministic) without that set-up, as
 //! [`crate::es256`] does for ES256.
 
+use crate::pkcs8::PrivateKey;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use aws_lc_sys as sys;
 use zeroize::Zeroize;
@@ -32,23 +33,15 @@ impl Ed25519Signer {
         let mut seed = [0u8; SEED];
         let mut signer = Ed25519Signer { private: [0u8; PRIVATE_KEY] };
         let mut public = [0u8; PUBLIC_KEY];
-        // SAFETY: the CBS borrows `der` only during the parse, and the
-        // EVP_PKEY (whose memory AWS-LC wipes when freeing it) is freed
-        // before leaving the block; every output buffer has the length
-        // AWS-LC writes into it.
+        let key = PrivateKey::parse(der)?;
+        // SAFETY: every output buffer has the length AWS-LC writes into it.
         let parsed = unsafe {
-            let mut cbs = std::mem::MaybeUninit::<sys::CBS>::uninit();
-            sys::CBS_init(cbs.as_mut_ptr(), der.as_ptr(), der.len());
-            let mut cbs = cbs.assume_init();
-            let pkey = sys::EVP_parse_private_key(&mut cbs);
             let mut len = seed.len();
             // The seed goes straight into a buffer that is zeroed below
             // (aws-lc-rs's `seed()` would leave a copy in freed memory).
-            let parsed = !pkey.is_null()
-                && sys::EVP_PKEY_id(pkey) == sys::EVP_PKEY_ED25519
-                && sys::EVP_PKEY_get_raw_private_key(pkey, seed.as_mut_ptr(), &mut len) == 1
+            let parsed = sys::EVP_PKEY_id(key.pkey.as_ptr()) == sys::EVP_PKEY_ED25519
+                && sys::EVP_PKEY_get_raw_private_key(key.pkey.as_ptr(), seed.as_mut_ptr(), &mut len) == 1
                 && len == SEED;
-            sys::EVP_PKEY_free(pkey);
             if parsed {
                 // RFC 8032 §5.1.5: the public key, and seed || public key
                 // as ED25519_sign takes it, both from the seed.

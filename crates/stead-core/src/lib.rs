@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod keys;
 pub mod master_key;
 pub mod model;
+mod pkcs8;
 pub mod provision;
 pub mod request;
 pub mod revocations;

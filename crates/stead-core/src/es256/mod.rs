@@ -10,6 +10,7 @@
 
 mod nonces;
 
+use crate::pkcs8::PrivateKey;
 use aws_lc_sys as sys;
 use p256::elliptic_curve::ops::Reduce;
 use p256::elliptic_curve::zeroize::Zeroize;
@@ -33,20 +34,12 @@ impl Es256Signer {
     /// AWS-LC's parse checks that the public point in the key, when
     /// present, belongs to the private scalar.
     pub(crate) fn from_pkcs8(der: &[u8]) -> Option<Es256Signer> {
-        // SAFETY: the CBS borrows `der` only during the parse; the EVP_PKEY
-        // is freed after get1 has taken its own reference to the EC_KEY,
-        // which is freed (and its scalar zeroed) before returning. Output
-        // buffers are passed with their lengths.
+        let document = PrivateKey::parse(der)?;
+        // SAFETY: get1 takes its own reference to the EC_KEY, which is freed
+        // (and its scalar zeroed) before returning. Output buffers are
+        // passed with their lengths.
         unsafe {
-            let mut cbs = std::mem::MaybeUninit::<sys::CBS>::uninit();
-            sys::CBS_init(cbs.as_mut_ptr(), der.as_ptr(), der.len());
-            let mut cbs = cbs.assume_init();
-            let pkey = sys::EVP_parse_private_key(&mut cbs);
-            if pkey.is_null() {
-                return None;
-            }
-            let key = sys::EVP_PKEY_get1_EC_KEY(pkey);
-            sys::EVP_PKEY_free(pkey);
+            let key = sys::EVP_PKEY_get1_EC_KEY(document.pkey.as_ptr());
             if key.is_null() {
                 return None;
             }
@@ -58,7 +51,7 @@ impl Es256Signer {
             let mut point = [0u8; 1 + 2 * SCALAR];
             // Trailing bytes after the key are not a PKCS#8 key either.
             let parsed = is_p256
-                && cbs.len == 0
+                && document.trailing == 0
                 && !private.is_null()
                 && !public.is_null()
                 && sys::BN_bn2bin_padded(d_bytes.as_mut_ptr(), d_bytes.len(), private) == 1
@@ -74,6 +67,7 @@ impl Es256Signer {
             let d = Option::<Scalar>::from(Scalar::from_repr(d_bytes));
             d_bytes.zeroize();
             let d = d.filter(|d| parsed && !bool::from(d.is_zero()))?;
+            nonces::count_forks();
             Some(Es256Signer { d, public: point })
         }
     }

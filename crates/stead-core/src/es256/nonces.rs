@@ -27,8 +27,10 @@
 //! copy of a process's memory that goes on signing beside the original
 //! (a fork, or a VM cloned from a snapshot) would use the same pending
 //! nonces, and two signatures with one nonce give the key away. A batch
-//! made by another process (a fork) is never used: it is dropped when the
-//! process id differs. A VM snapshot cannot be seen from inside; do not
+//! made before a fork is never used: the child drops it (a
+//! `pthread_atfork` handler counts forks; a raw `clone` system call made
+//! without glibc would go unseen). A VM snapshot cannot be seen from
+//! inside; do not
 //! resume two clones of a snapshot taken while stead was running (stead
 //! itself starts no child processes).
 
@@ -71,8 +73,8 @@ thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool { forks: 0, nonces: Vec::new() }) };
 }
 
-/// How many times this process's ancestry forked since the first nonce
-/// was taken: `pthread_atfork` counts each fork in the child. (A process
+/// How many times this process's ancestry forked since the first key was
+/// parsed: `pthread_atfork` counts each fork in the child. (A process
 /// id would do too, but glibc makes `getpid` a system call each time.)
 static FORKS: AtomicU64 = AtomicU64::new(0);
 
@@ -80,15 +82,20 @@ extern "C" fn count_fork_in_child() {
     FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A nonce never handed out before, from this thread's batch (made anew
-/// when it is empty, or was made before a fork).
-pub(super) fn take() -> Nonce {
+/// Starts counting forks; called before a signer can take a nonce (when
+/// its key is parsed), so that no fork goes uncounted.
+pub(super) fn count_forks() {
     static REGISTER: Once = Once::new();
     // SAFETY: the handler only increments an atomic, which is
     // async-signal-safe as a fork child handler must be.
     REGISTER.call_once(|| unsafe {
         libc::pthread_atfork(None, None, Some(count_fork_in_child));
     });
+}
+
+/// A nonce never handed out before, from this thread's batch (made anew
+/// when it is empty, or was made before a fork).
+pub(super) fn take() -> Nonce {
     POOL.with_borrow_mut(|Pool { forks, nonces: pool }| {
         let now = FORKS.load(Ordering::Relaxed);
         if pool.is_empty() || *forks != now {
